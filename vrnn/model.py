@@ -1,0 +1,371 @@
+"""The VRNN-GMM of Chung et al. (2015) and its RNN-GMM baseline.
+
+Per step ``t`` on normalized stroke-3 offsets ``x_t = [dx, dy, pen_up]``:
+
+- features      ``phi_x(x_t)``, ``phi_z(z_t)``                           (MLPs)
+- prior         ``p(z_t | h_{t-1})            = N(mu_p, sigma_p)``       ``prior``
+- encoder       ``q(z_t | x_t, h_{t-1})       = N(mu_q, sigma_q)``       ``encoder``
+- decoder       ``p(x_t | z_t, h_{t-1})``: bivariate GMM + Bernoulli pen  ``decoder``
+- recurrence    ``h_t = f([phi_x(x_t), phi_z(z_t)], h_{t-1})``           ``rnn`` (LSTM / GRU)
+
+Objective per sequence: ``sum_t KL(q || p) - log p(x_t | z_t, h_{t-1})``, divided by the
+number of scored points. Row 0 of every sequence is the start point (``dx = dy = 0``):
+it is given, not scored (its NLL is masked); its KL still counts, so the loss is an
+upper bound on ``-log p(x_{1:T} | x_0)``.
+
+Only the recurrence runs inside the time loop: ``phi_x``, the ``x`` halves of the
+encoder and RNN input matrices, the prior, the decoder and both loss terms are computed
+for all ``T`` at once (see ``vrnn/reference.py`` for the naive loop it is tested against).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .distributions import GMMParams, gaussian_kl, gaussian_log_prob, softplus_sigma
+from .inference import InferenceMixin
+from .preprocess import Normalizer, PreprocessConfig
+
+
+@dataclass
+class VRNNConfig:
+    """Everything that builds a model; stored in every checkpoint."""
+
+    model: str = "vrnn"  # "vrnn" (VRNN-GMM) or "rnn" (RNN-GMM baseline, no latents)
+    hidden: int = 256  # recurrent state size
+    latent: int = 16  # z dimensions
+    mixtures: int = 20  # bivariate Gaussian components
+    rnn: str = "lstm"  # "lstm" or "gru"
+    x_features: int = 64  # phi_x output
+    z_features: int = 64  # phi_z output
+    mlp: int = 256  # hidden width of prior / encoder / decoder MLPs
+    z_sigma_floor: float = 1e-3
+    xy_sigma_floor: float = 1e-2
+
+    def __post_init__(self):
+        if self.model not in ("vrnn", "rnn"):
+            raise ValueError(f"model must be 'vrnn' or 'rnn', not {self.model!r}")
+        if self.rnn not in ("lstm", "gru"):
+            raise ValueError(f"rnn must be 'lstm' or 'gru', not {self.rnn!r}")
+        for name in ("hidden", "mixtures", "x_features", "z_features", "mlp"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        if self.model == "vrnn" and self.latent < 1:
+            raise ValueError("a VRNN needs latent >= 1")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "VRNNConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown config fields: {sorted(unknown)}")
+        return cls(**d)
+
+
+@dataclass
+class Output:
+    """What a forward pass returns. Per-step tensors are zero where masked."""
+
+    loss: torch.Tensor  # scalar to minimize (with KL weight / free bits applied)
+    elbo_loss: torch.Tensor  # negative ELBO per scored point, nats
+    kl: torch.Tensor  # (B, T)
+    nll: torch.Tensor  # (B, T)
+    kl_dims: torch.Tensor  # (B, T, Z)
+    points: torch.Tensor  # number of scored points
+    extras: dict = field(default_factory=dict)
+
+
+def _mlp(sizes: list[int], final_act: bool) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if final_act or i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def _masks(mask: torch.Tensor):
+    """``(kl_mask, nll_mask)``: row 0 is given, so its NLL is not scored."""
+    nll_mask = mask.clone()
+    nll_mask[:, 0] = 0.0
+    return mask, nll_mask
+
+
+class _Base(InferenceMixin, nn.Module):
+    def __init__(self, config: VRNNConfig):
+        super().__init__()
+        self.config = config
+        self.normalizer = Normalizer()
+        self.preprocess_config = PreprocessConfig()
+        self.card: dict = {}
+        c = config
+        # phi_x(x_t): feature extractor of the offsets
+        self.phi_x = _mlp([3, c.x_features, c.x_features], final_act=True)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def _rnn_cell(self, input_size: int) -> nn.Module:
+        H = self.config.hidden
+        return nn.LSTMCell(input_size, H) if self.config.rnn == "lstm" else nn.GRUCell(input_size, H)
+
+    def _rnn_update(self, gin: torch.Tensor, hh: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
+        """One recurrence step from pre-computed input part ``gin`` and ``hh = W_hh h + b_hh``."""
+        H = self.config.hidden
+        if self.config.rnn == "lstm":
+            g = gin + hh
+            s = torch.sigmoid(g)
+            c = s[:, H : 2 * H] * c + s[:, :H] * torch.tanh(g[:, 2 * H : 3 * H])
+            h = s[:, 3 * H :] * torch.tanh(c)
+            return h, c
+        r = torch.sigmoid(gin[:, :H] + hh[:, :H])
+        u = torch.sigmoid(gin[:, H : 2 * H] + hh[:, H : 2 * H])
+        n = torch.tanh(gin[:, 2 * H :] + r * hh[:, 2 * H :])
+        return n + u * (h - n), c
+
+    def save(self, path, card: dict | None = None):
+        """Write safetensors weights + ``config.json`` to the folder ``path`` (see ``vrnn.checkpoint``)."""
+        from .checkpoint import save_model
+
+        return save_model(self, path, card)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def decode(self, dec_raw: torch.Tensor) -> GMMParams:
+        return GMMParams.from_raw(dec_raw, self.config.mixtures, self.config.xy_sigma_floor)
+
+
+class VRNN(_Base):
+    """VRNN-GMM: a VAE at every step of an RNN (Chung et al. 2015)."""
+
+    def __init__(self, config: VRNNConfig | None = None):
+        config = config or VRNNConfig()
+        if config.model != "vrnn":
+            raise ValueError("VRNN needs config.model == 'vrnn' (use RNNGMM for 'rnn')")
+        super().__init__(config)
+        c = config
+        H, Z, M, Fx, Fz = c.hidden, c.latent, c.mlp, c.x_features, c.z_features
+        # phi_z(z_t)
+        self.phi_z = _mlp([Z, Fz], final_act=True)
+        # p(z_t | h_{t-1}): mean and pre-softplus sigma
+        self.prior = _mlp([H, M, 2 * Z], final_act=False)
+        # q(z_t | x_t, h_{t-1}) from [phi_x(x_t), h_{t-1}]
+        self.encoder = _mlp([Fx + H, M, 2 * Z], final_act=False)
+        # p(x_t | z_t, h_{t-1}) from [phi_z(z_t), h_{t-1}]: 6K + 1 mixture/pen parameters
+        self.decoder = _mlp([Fz + H, M, M, 6 * c.mixtures + 1], final_act=False)
+        # h_t = f([phi_x(x_t), phi_z(z_t)], h_{t-1})
+        self.rnn = self._rnn_cell(Fx + Fz)
+
+    # ----------------------------------------------------------- sub-terms
+    def gaussian(self, stats: torch.Tensor):
+        """Split ``(..., 2Z)`` into mean and sigma (softplus with a floor)."""
+        mu, raw = stats.chunk(2, dim=-1)
+        return mu, softplus_sigma(raw, self.config.z_sigma_floor)
+
+    def posterior_pass(self, x: torch.Tensor, eps: torch.Tensor | None, state=None):
+        """Run ``q`` and the recurrence over ``x (B, T, 3)``.
+
+        ``eps (B, T, Z)``: standard normal noise for ``z = mu_q + sigma_q * eps``
+        (``None``: use the posterior mean). Returns per-step ``h_{t-1} (B, T, H)``,
+        ``mu_q, sigma_q, z (B, T, Z)``, ``phi_z(z) (B, T, Fz)`` and the final state.
+        """
+        c = self.config
+        B, T, _ = x.shape
+        H, Fx = c.hidden, c.x_features
+        M = self.encoder[0].out_features
+        px = self.phi_x(x)  # (B, T, Fx)
+        enc_w, dec_rnn_w = self.encoder[0].weight, self.rnn.weight_ih
+        # x halves of the encoder's first layer and of the RNN input matrix, all T at once
+        enc_x = F.linear(px, enc_w[:, :Fx], self.encoder[0].bias)  # (B, T, M)
+        gin_x = F.linear(px, dec_rnn_w[:, :Fx], self.rnn.bias_ih)  # (B, T, G)
+        # one matmul per step for everything that reads h_{t-1}
+        w_h = torch.cat([enc_w[:, Fx:], self.rnn.weight_hh], 0)
+        b_h = torch.cat([torch.zeros(M, device=x.device, dtype=x.dtype), self.rnn.bias_hh])
+        w_z = dec_rnn_w[:, Fx:]
+        head = self.encoder[2]
+        h, cell = state if state is not None else (x.new_zeros(B, H), x.new_zeros(B, H))
+        hs, mus, sigmas, zs, pzs = [], [], [], [], []
+        for t in range(T):
+            hp = torch.addmm(b_h, h, w_h.t())
+            e = torch.relu(enc_x[:, t] + hp[:, :M])
+            mu, sigma = self.gaussian(head(e))
+            z = mu if eps is None else mu + sigma * eps[:, t]
+            pz = self.phi_z(z)
+            hs.append(h)
+            h, cell = self._rnn_update(torch.addmm(gin_x[:, t], pz, w_z.t()), hp[:, M:], h, cell)
+            mus.append(mu)
+            sigmas.append(sigma)
+            zs.append(z)
+            pzs.append(pz)
+        st = lambda v: torch.stack(v, 1)  # noqa: E731
+        return {
+            "h_prev": st(hs),
+            "mu_q": st(mus),
+            "sigma_q": st(sigmas),
+            "z": st(zs),
+            "phi_z": st(pzs),
+            "state": (h, cell),
+        }
+
+    def terms(self, x: torch.Tensor, eps: torch.Tensor | None, state=None) -> dict:
+        """All per-step terms: posterior pass, then prior, decoder, KL and NLL for all T."""
+        out = self.posterior_pass(x, eps, state)
+        mu_p, sigma_p = self.gaussian(self.prior(out["h_prev"]))  # p(z_t | h_{t-1})
+        dec = self.decode(self.decoder(torch.cat([out["phi_z"], out["h_prev"]], -1)))
+        out.update(mu_p=mu_p, sigma_p=sigma_p, gmm=dec)
+        out["kl_dims"] = gaussian_kl(out["mu_q"], out["sigma_q"], mu_p, sigma_p)
+        out["nll"] = dec.nll(x)
+        z = out["z"]
+        out["log_ratio"] = (gaussian_log_prob(z, mu_p, sigma_p) - gaussian_log_prob(z, out["mu_q"], out["sigma_q"])).sum(-1)
+        return out
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        *,
+        eps: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        kl_weight: float = 1.0,
+        free_bits: float = 0.0,
+    ) -> Output:
+        """Negative ELBO of normalized offsets ``x (B, T, 3)`` with ``mask (B, T)``."""
+        if eps is None:
+            eps = torch.randn(*x.shape[:2], self.config.latent, generator=generator, device=x.device, dtype=x.dtype)
+        t = self.terms(x, eps)
+        return _loss(t["kl_dims"], t["nll"], mask, kl_weight, free_bits, extras=t)
+
+    # ------------------------------------------------------------ generation
+    def terms_state(self, x: torch.Tensor, eps: torch.Tensor | None):
+        """The recurrent state after reading ``x`` with the posterior."""
+        return self.posterior_pass(x, eps)["state"]
+
+    def rollout(self, state, steps: int, noise: dict, temperature: float = 1.0, z_mode: str = "sample"):
+        """Run the prior forward from ``state`` for ``steps`` steps: ``(n, steps, 3)`` normalized rows.
+
+        Per step: ``z_t ~ p(z | h_{t-1})``, ``x_t ~ p(x | z_t, h_{t-1})``, ``h_t = f(x_t, z_t, h_{t-1})``;
+        the three reads of ``h_{t-1}`` share one matmul.
+        """
+        c = self.config
+        Fx, Fz = c.x_features, c.z_features
+        M = self.prior[0].out_features
+        Md = self.decoder[0].out_features
+        h, cell = state
+        w_h = torch.cat([self.prior[0].weight, self.decoder[0].weight[:, Fz:], self.rnn.weight_hh], 0).t()
+        b_h = torch.cat([self.prior[0].bias, self.decoder[0].bias, self.rnn.bias_hh])
+        w_dz = self.decoder[0].weight[:, :Fz].t()
+        w_ix, w_iz = self.rnn.weight_ih[:, :Fx].t(), self.rnn.weight_ih[:, Fx:].t()
+        b_i = self.rnn.bias_ih
+        s_tau = math.sqrt(max(float(temperature), 1e-4))
+        outs = []
+        for t in range(steps):
+            hp = torch.addmm(b_h, h, w_h)
+            mu, sigma = self.gaussian(self.prior[2](torch.relu(hp[:, :M])))
+            z = mu if z_mode == "mean" else mu + sigma * s_tau * noise["eps_z"][:, t]
+            pz = self.phi_z(z)
+            d = torch.relu(torch.addmm(hp[:, M : M + Md], pz, w_dz))
+            raw = self.decoder[4](torch.relu(self.decoder[2](d)))
+            xt = self.decode(raw).sample(noise["u_mix"][:, t], noise["e"][:, t], noise["u_pen"][:, t], temperature)
+            gin = torch.addmm(torch.addmm(b_i, self.phi_x(xt), w_ix), pz, w_iz)
+            h, cell = self._rnn_update(gin, hp[:, M + Md :], h, cell)
+            outs.append(xt)
+        return torch.stack(outs, 1)
+
+
+class RNNGMM(_Base):
+    """The RNN-GMM baseline: same recurrent size, no latent variables; exact likelihood."""
+
+    def __init__(self, config: VRNNConfig | None = None):
+        config = config or VRNNConfig(model="rnn")
+        if config.model != "rnn":
+            raise ValueError("RNNGMM needs config.model == 'rnn'")
+        super().__init__(config)
+        c = config
+        # p(x_t | h_{t-1})
+        self.decoder = _mlp([c.hidden, c.mlp, c.mlp, 6 * c.mixtures + 1], final_act=False)
+        # h_t = f(phi_x(x_t), h_{t-1}); a cuDNN-able full-sequence RNN
+        rnn_cls = nn.LSTM if c.rnn == "lstm" else nn.GRU
+        self.rnn = rnn_cls(c.x_features, c.hidden, batch_first=True)
+
+    def run(self, x: torch.Tensor, state=None):
+        """``(h_prev (B, T, H), final state)`` where ``h_prev[:, t] = h_{t-1}``."""
+        B = x.shape[0]
+        H = self.config.hidden
+        if state is None:
+            h0 = x.new_zeros(1, B, H)
+            state = (h0, h0.clone()) if self.config.rnn == "lstm" else h0
+        return self.rnn(self.phi_x(x), state)
+
+    def terms(self, x: torch.Tensor, eps=None, state=None) -> dict:
+        B, T, _ = x.shape
+        H = self.config.hidden
+        if state is None:
+            h_start = x.new_zeros(B, 1, H)
+        else:
+            h_start = (state[0] if self.config.rnn == "lstm" else state).transpose(0, 1)
+        hs, final = self.run(x, state)
+        h_prev = torch.cat([h_start, hs[:, :-1]], 1)
+        dec = self.decode(self.decoder(h_prev))
+        return {"h_prev": h_prev, "gmm": dec, "nll": dec.nll(x), "state": final,
+                "kl_dims": x.new_zeros(B, T, 0), "log_ratio": x.new_zeros(B, T)}
+
+    def forward(self, x, mask, *, eps=None, generator=None, kl_weight: float = 1.0, free_bits: float = 0.0) -> Output:
+        """Exact negative log-likelihood per scored point (``kl`` is zero)."""
+        t = self.terms(x)
+        return _loss(t["kl_dims"], t["nll"], mask, kl_weight, free_bits, extras=t)
+
+    # ------------------------------------------------------------ generation
+    def terms_state(self, x: torch.Tensor, eps=None):
+        state = self.run(x)[1]
+        return state if isinstance(state, tuple) else (state,)
+
+    def rollout(self, state, steps: int, noise: dict, temperature: float = 1.0, z_mode: str = "sample"):
+        """Sample ``x_t ~ p(x | h_{t-1})`` and step the RNN, ``steps`` times: ``(n, steps, 3)``."""
+        st = state if self.config.rnn == "lstm" else state[0]
+        outs = []
+        for t in range(steps):
+            h = st[0][0] if self.config.rnn == "lstm" else st[0]
+            xt = self.decode(self.decoder(h)).sample(noise["u_mix"][:, t], noise["e"][:, t], noise["u_pen"][:, t], temperature)
+            _, st = self.rnn(self.phi_x(xt)[:, None], st)
+            outs.append(xt)
+        return torch.stack(outs, 1)
+
+
+
+def _loss(kl_dims, nll, mask, kl_weight, free_bits, extras) -> Output:
+    kl_mask, nll_mask = _masks(mask)
+    kl_dims = kl_dims * kl_mask.unsqueeze(-1)
+    kl = kl_dims.sum(-1)
+    nll = nll * nll_mask
+    n = nll_mask.sum().clamp_min(1.0)
+    kl_total, nll_total = kl.sum(), nll.sum()
+    if free_bits > 0 and kl_dims.shape[-1] > 0:
+        # free bits (Kingma et al. 2016): each dimension's mean KL per point counts as >= free_bits
+        per_dim = kl_dims.sum((0, 1)) / n
+        kl_pen = torch.clamp(per_dim, min=free_bits).sum() * n
+    else:
+        kl_pen = kl_total
+    return Output(
+        loss=(kl_weight * kl_pen + nll_total) / n,
+        elbo_loss=(kl_total + nll_total) / n,
+        kl=kl,
+        nll=nll,
+        kl_dims=kl_dims,
+        points=n,
+        extras=extras,
+    )
+
+
+def build_model(config: VRNNConfig) -> _Base:
+    """The model class ``config.model`` names."""
+    return VRNN(config) if config.model == "vrnn" else RNNGMM(config)
