@@ -163,7 +163,7 @@ class SyntheticWriter:
             writer_id=writer_id,
             font=font,
             x_height=float(np.exp(u(np.log(20.0), np.log(60.0)))),
-            slant_deg=float(np.clip(rng.normal(4.0, 9.0), -14.0, 24.0)),
+            slant_deg=float(np.clip(rng.normal(4.0, 7.5), -14.0, 24.0)),
             width=float(np.exp(rng.normal(0.0, 0.13))),
             letter_spacing=float(u(-1.5, 2.5)),
             word_spacing=float(u(6.0, 16.0)),
@@ -468,6 +468,15 @@ def _timing(points: np.ndarray, runs: _Runs, style: SyntheticWriter):
     dt[1:] = d[1:] / (0.5 * (v[1:] + v[:-1])) + 1e-9
     t_local = runs.local_cumsum(dt)
     return t_local, t_local[np.flatnonzero(runs.last)]
+
+
+def pen_times(points: np.ndarray, style: SyntheticWriter) -> np.ndarray:
+    """Seconds at which a pen following ``style``'s kinematics passes each point of one
+    continuous pen-down path ``(n, 2)`` (output units, densely sampled): two-thirds
+    power law in curves, smooth ramps at both ends. Starts at 0."""
+    pts = np.asarray(points, dtype=np.float64)
+    t_local, _ = _timing(pts, _Runs.of(np.zeros(len(pts), dtype=np.int64)), style)
+    return t_local
 
 
 def _sample(points, runs: _Runs, t_local, durations, style: SyntheticWriter, rng):
