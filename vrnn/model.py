@@ -122,14 +122,15 @@ class _Base(InferenceMixin, nn.Module):
         """One recurrence step from pre-computed input part ``gin`` and ``hh = W_hh h + b_hh``."""
         H = self.config.hidden
         if self.config.rnn == "lstm":
-            g = gin + hh
-            s = torch.sigmoid(g)
-            c = s[:, H : 2 * H] * c + s[:, :H] * torch.tanh(g[:, 2 * H : 3 * H])
-            h = s[:, 3 * H :] * torch.tanh(c)
+            i, f, g, o = (gin + hh).chunk(4, 1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
             return h, c
-        r = torch.sigmoid(gin[:, :H] + hh[:, :H])
-        u = torch.sigmoid(gin[:, H : 2 * H] + hh[:, H : 2 * H])
-        n = torch.tanh(gin[:, 2 * H :] + r * hh[:, 2 * H :])
+        gi_r, gi_u, gi_n = gin.chunk(3, 1)
+        hh_r, hh_u, hh_n = hh.chunk(3, 1)
+        r = torch.sigmoid(gi_r + hh_r)
+        u = torch.sigmoid(gi_u + hh_u)
+        n = torch.tanh(gi_n + r * hh_n)
         return n + u * (h - n), c
 
     def save(self, path, card: dict | None = None):
@@ -191,18 +192,22 @@ class VRNN(_Base):
         # one matmul per step for everything that reads h_{t-1}
         w_h = torch.cat([enc_w[:, Fx:], self.rnn.weight_hh], 0)
         b_h = torch.cat([torch.zeros(M, device=x.device, dtype=x.dtype), self.rnn.bias_hh])
-        w_z = dec_rnn_w[:, Fx:]
+        w_h_t = w_h.t()
+        w_z_t = dec_rnn_w[:, Fx:].t()
         head = self.encoder[2]
         h, cell = state if state is not None else (x.new_zeros(B, H), x.new_zeros(B, H))
+        # unbind, not x[:, t]: indexing inside the loop costs a full-size gradient per step
+        enc_xs, gin_xs = enc_x.unbind(1), gin_x.unbind(1)
+        eps_s = eps.unbind(1) if eps is not None else [None] * T
         hs, mus, sigmas, zs, pzs = [], [], [], [], []
         for t in range(T):
-            hp = torch.addmm(b_h, h, w_h.t())
-            e = torch.relu(enc_x[:, t] + hp[:, :M])
+            hp_enc, hp_rnn = torch.addmm(b_h, h, w_h_t).split([M, w_h.shape[0] - M], 1)
+            e = torch.relu(enc_xs[t] + hp_enc)
             mu, sigma = self.gaussian(head(e))
-            z = mu if eps is None else mu + sigma * eps[:, t]
+            z = mu if eps_s[t] is None else torch.addcmul(mu, sigma, eps_s[t])
             pz = self.phi_z(z)
             hs.append(h)
-            h, cell = self._rnn_update(torch.addmm(gin_x[:, t], pz, w_z.t()), hp[:, M:], h, cell)
+            h, cell = self._rnn_update(torch.addmm(gin_xs[t], pz, w_z_t), hp_rnn, h, cell)
             mus.append(mu)
             sigmas.append(sigma)
             zs.append(z)

@@ -1,0 +1,179 @@
+"""The VRNN-GMM math: KL, mixture density, masking, fast path == naive loop, numerics."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch.distributions import Normal, kl_divergence
+
+from vrnn.distributions import GMMParams, gaussian_kl, gaussian_log_prob
+from vrnn.model import RNNGMM, VRNN, VRNNConfig, build_model
+from vrnn.reference import naive_forward
+
+TINY = dict(hidden=24, latent=4, mixtures=3, mlp=24, x_features=12, z_features=12)
+
+
+def _batch(B=3, T=15, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(B, T, 3, generator=g)
+    x[..., 2] = (torch.rand(B, T, generator=g) < 0.2).float()
+    return x, torch.ones(B, T)
+
+
+def test_gaussian_kl_matches_torch_distributions():
+    g = torch.Generator().manual_seed(1)
+    mq, mp = torch.randn(50, 8, generator=g), torch.randn(50, 8, generator=g)
+    sq, sp = torch.rand(50, 8, generator=g) + 0.05, torch.rand(50, 8, generator=g) + 0.05
+    ours = gaussian_kl(mq, sq, mp, sp)
+    ref = kl_divergence(Normal(mq, sq), Normal(mp, sp))
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
+    assert torch.allclose(gaussian_kl(mq, sq, mq, sq), torch.zeros_like(mq), atol=1e-6)
+
+
+def test_gaussian_log_prob_matches_torch():
+    x, mu, s = torch.randn(20), torch.randn(20), torch.rand(20) + 0.1
+    torch.testing.assert_close(gaussian_log_prob(x, mu, s), Normal(mu, s).log_prob(x))
+
+
+def test_mixture_density_matches_numpy():
+    rng = np.random.default_rng(0)
+    K = 4
+    raw = torch.from_numpy(rng.normal(size=(6, 6 * K + 1)).astype(np.float64))
+    p = GMMParams.from_raw(raw, K, 1e-2)
+    dx, dy, pen = rng.normal(size=6), rng.normal(size=6), (rng.random(6) < 0.5).astype(float)
+    x = torch.from_numpy(np.stack([dx, dy, pen], 1))
+    ours = p.nll(x).numpy()
+    pi = np.exp(p.logit_pi.numpy())
+    pi /= pi.sum(1, keepdims=True)
+    mx, my, sx, sy, r = (v.numpy() for v in (p.mu_x, p.mu_y, p.sigma_x, p.sigma_y, p.rho))
+    zx, zy = (dx[:, None] - mx) / sx, (dy[:, None] - my) / sy
+    dens = np.exp(-(zx**2 + zy**2 - 2 * r * zx * zy) / (2 * (1 - r**2))) / (2 * np.pi * sx * sy * np.sqrt(1 - r**2))
+    q = 1 / (1 + np.exp(-p.pen_logit.numpy()))
+    ref = -np.log((pi * dens).sum(1)) - np.log(np.where(pen > 0.5, q, 1 - q))
+    np.testing.assert_allclose(ours, ref, rtol=1e-8)
+
+
+def test_mixture_sample_statistics_match_parameters():
+    # one component: the sample mean/cov/correlation are the component's
+    raw = torch.zeros(20000, 7)
+    raw[:, 1], raw[:, 2] = 0.5, -1.0  # means
+    raw[:, 5] = 0.8  # rho logit
+    p = GMMParams.from_raw(raw, 1, 0.0)
+    g = torch.Generator().manual_seed(0)
+    s = p.sample(torch.rand(20000, generator=g), torch.randn(20000, 2, generator=g), torch.rand(20000, generator=g))
+    assert abs(s[:, 0].mean() - 0.5) < 0.03 and abs(s[:, 1].mean() + 1.0) < 0.03
+    rho = float(p.rho[0, 0])
+    assert abs(np.corrcoef(s[:, 0], s[:, 1])[0, 1] - rho) < 0.02
+    assert abs(s[:, 2].mean() - 0.5) < 0.02  # pen logit 0
+
+
+@pytest.mark.parametrize("rnn", ["lstm", "gru"])
+def test_fast_path_equals_naive_loop(rnn):
+    torch.manual_seed(0)
+    m = VRNN(VRNNConfig(rnn=rnn, **TINY))
+    x, mask = _batch()
+    mask[2, 9:] = 0
+    eps = torch.randn(3, 15, 4)
+    a, b = m(x, mask, eps=eps), naive_forward(m, x, mask, eps)
+    torch.testing.assert_close(a.loss, b.loss)
+    torch.testing.assert_close(a.kl, b.kl)
+    torch.testing.assert_close(a.nll, b.nll)
+    ga = torch.autograd.grad(a.loss, list(m.parameters()))
+    gb = torch.autograd.grad(b.loss, list(m.parameters()))
+    for u, v in zip(ga, gb):
+        torch.testing.assert_close(u, v, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["vrnn", "rnn"])
+def test_padding_changes_nothing(kind):
+    torch.manual_seed(0)
+    m = build_model(VRNNConfig(model=kind, **TINY))
+    x, _ = _batch(B=2, T=12)
+    eps = torch.randn(2, 12, 4)
+    lens = [12, 7]
+    xb, mask = x.clone(), torch.ones(2, 12)
+    mask[1, 7:] = 0
+    xb[1, 7:] = 123.0  # garbage in the padding
+    out = m(xb, mask, eps=eps)
+    for i, n in enumerate(lens):
+        single = m(x[i : i + 1, :n], torch.ones(1, n), eps=eps[i : i + 1, :n])
+        torch.testing.assert_close(out.kl[i, :n], single.kl[0], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(out.nll[i, :n], single.nll[0], rtol=1e-5, atol=1e-5)
+        assert float(out.nll[i, n:].abs().sum()) == 0.0 and float(out.kl[i, n:].abs().sum()) == 0.0
+    total = (out.kl.sum() + out.nll.sum()) / (mask.sum() - 2)
+    torch.testing.assert_close(out.elbo_loss, total)
+
+
+def test_start_row_is_not_scored():
+    m = VRNN(VRNNConfig(**TINY))
+    x, mask = _batch(B=1, T=5)
+    out = m(x, mask)
+    assert float(out.nll[0, 0]) == 0.0 and float(out.points) == 4.0
+
+
+@pytest.mark.parametrize("kind", ["vrnn", "rnn"])
+def test_gradients_finite_on_extreme_inputs(kind):
+    torch.manual_seed(0)
+    m = build_model(VRNNConfig(model=kind, **TINY))
+    cases = {
+        "huge": torch.tensor([[[0.0, 0.0, 0.0], [1e4, -1e4, 0.0], [-3e4, 2e4, 1.0], [1e4, 1e4, 0.0]]]),
+        "zeros": torch.zeros(1, 200, 3),
+        "single": torch.zeros(1, 1, 3),
+    }
+    for name, x in cases.items():
+        out = m(x, torch.ones(x.shape[:2]))
+        assert torch.isfinite(out.loss), name
+        out.loss.backward()
+        for p in m.parameters():
+            assert p.grad is None or torch.isfinite(p.grad).all(), name
+        m.zero_grad()
+
+
+def test_free_bits_and_kl_weight():
+    m = VRNN(VRNNConfig(**TINY))
+    x, mask = _batch()
+    eps = torch.randn(3, 15, 4)
+    base = m(x, mask, eps=eps)
+    warm = m(x, mask, eps=eps, kl_weight=0.0)
+    torch.testing.assert_close(warm.loss, base.nll.sum() / base.points)
+    fb = m(x, mask, eps=eps, free_bits=100.0)  # every dim held at 100 nats/point
+    torch.testing.assert_close(fb.loss, (100.0 * 4 * base.points + base.nll.sum()) / base.points)
+    torch.testing.assert_close(fb.elbo_loss, base.elbo_loss)
+
+
+def test_rnn_baseline_has_no_latents_and_same_recurrent_size():
+    v, r = VRNN(VRNNConfig(**TINY)), RNNGMM(VRNNConfig(model="rnn", **TINY))
+    assert r.rnn.hidden_size == v.rnn.hidden_size
+    out = r(*_batch())
+    assert out.kl.abs().sum() == 0 and out.kl_dims.shape[-1] == 0
+    assert out.loss == out.elbo_loss
+
+
+def test_config_validation_and_round_trip():
+    c = VRNNConfig(**TINY)
+    assert VRNNConfig.from_dict(c.to_dict()) == c
+    with pytest.raises(ValueError):
+        VRNNConfig(model="transformer")
+    with pytest.raises(ValueError):
+        VRNNConfig.from_dict({**c.to_dict(), "bogus": 1})
+    with pytest.raises(ValueError):
+        VRNN(VRNNConfig(model="rnn"))
+
+
+def test_loss_decreases_when_training_on_one_batch():
+    torch.manual_seed(0)
+    m = VRNN(VRNNConfig(**TINY))
+    t = torch.linspace(0, 6 * math.pi, 60)
+    x = torch.stack([torch.cos(t) * 0.3, torch.sin(t) * 0.3, (torch.arange(60) % 20 == 19).float()], -1)[None].repeat(4, 1, 1)
+    mask = torch.ones(4, 60)
+    opt = torch.optim.Adam(m.parameters(), lr=3e-3)
+    first = None
+    for _ in range(60):
+        opt.zero_grad()
+        out = m(x, mask)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
+        opt.step()
+        first = first if first is not None else out.loss.item()
+    assert out.loss.item() < first - 1.0
