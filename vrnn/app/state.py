@@ -1,0 +1,94 @@
+"""Per-session data of the app, as one plain object (no Streamlit here).
+
+Widgets keep their own values in ``st.session_state``; what is not a widget lives in a
+:class:`SessionData` stored under one key: the parsed upload, the drawings collected for
+retraining, the session's retrained models and its training job. When the session
+ends, Streamlit drops its state and with it everything here (see :mod:`vrnn.app.jobs`
+for how a running training is stopped then).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from vrnn.ink import Ink
+
+MAX_SESSION_DRAWINGS = 500
+MAX_SESSION_MODELS = 3
+
+
+@dataclass
+class UploadResult:
+    """One uploaded file, parsed once: its inks, or a one-line error."""
+
+    file_id: str
+    name: str
+    inks: list[Ink] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class SessionData:
+    upload: UploadResult | None = None
+    training_uploads: dict[str, UploadResult] = field(default_factory=dict)
+    drawings: list[Ink] = field(default_factory=list)
+    models: dict[str, Any] = field(default_factory=dict)  # name -> ModelService of a retrained model
+    job: Any = None  # the session's TrainingJob (one at a time)
+    job_counter: int = 0
+    last_drawing: Ink | None = None
+
+    def add_drawing(self, ink: Ink) -> bool:
+        """Keep a drawing for retraining (no duplicates, bounded); True when added."""
+        from .compute import ink_digest
+
+        digest = ink_digest(ink)
+        if any(ink_digest(d) == digest for d in self.drawings):
+            return False
+        self.drawings.append(ink.copy())
+        del self.drawings[:-MAX_SESSION_DRAWINGS]
+        return True
+
+    def add_model(self, name: str, service) -> str:
+        """Register a retrained model under a unique name; the oldest goes beyond the cap."""
+        base, k = name, 2
+        while name in self.models:
+            name = f"{base} ({k})"
+            k += 1
+        self.models[name] = service
+        while len(self.models) > MAX_SESSION_MODELS:
+            self.models.pop(next(iter(self.models)))
+        return name
+
+
+def parse_upload(file_id: str, name: str, data: bytes) -> UploadResult:
+    """Read an uploaded file with :func:`vrnn.read_ink`; any failure becomes a one-line error."""
+    from vrnn import read_ink
+
+    try:
+        inks = read_ink(data, name=name)
+    except ValueError as e:  # InkFormatError is a ValueError
+        return UploadResult(file_id, name, error=one_line(str(e)) or f"{name}: not a readable ink file")
+    except Exception as e:  # noqa: BLE001 - never a traceback on the page for a user's file
+        return UploadResult(file_id, name, error=one_line(f"{name}: could not be read ({type(e).__name__}: {e})"))
+    inks = [i for i in inks if i.num_points >= 2]
+    if not inks:
+        return UploadResult(file_id, name, error=f"{name}: holds no ink with at least two points")
+    return UploadResult(file_id, name, inks=inks)
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """The first line of a message, shortened: errors on the page are one line."""
+    first = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    return first if len(first) <= limit else first[: limit - 1] + "…"
+
+
+def ink_choice_label(index: int, ink: Ink) -> str:
+    """How one ink of a multi-ink file is listed: number, label, writer, size."""
+    parts = [f"#{index + 1}"]
+    if ink.label:
+        parts.append(f"“{ink.label[:40]}”")
+    if ink.writer:
+        parts.append(f"writer {ink.writer}")
+    parts.append(f"{len(ink.strokes)} strokes, {ink.num_points} points")
+    return " · ".join(parts)
