@@ -162,7 +162,7 @@ def render_inks_png(
     if s > 1:
         img = img.resize((width, rows * cell_h), Image.Resampling.LANCZOS)
     if path is not None:
-        img.save(path, format="PNG")
+        img.save(path, format="PNG", optimize=True)
     return img
 
 
