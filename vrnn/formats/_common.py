@@ -1,0 +1,141 @@
+"""Shared pieces of the ink readers: size limits, one-line errors, point budgets.
+
+Every reader gets the raw bytes and a :class:`Source`, which knows the file's
+display name and the :class:`Limits`, builds the one-line
+:class:`~vrnn.ink.InkFormatError` messages (``"<name>: <where>: <problem>"``) and
+keeps the running point / ink counts so that a reader stops as soon as a file
+goes over budget instead of after it has built everything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from vrnn.ink import Ink, InkFormatError
+
+_MAX_MESSAGE = 400  # characters in one error message; files can put anything in it
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Adjustable bounds on what :func:`vrnn.read_ink` accepts (untrusted input).
+
+    max_bytes:  size of the file, checked before anything is parsed; for ``npz``
+                also the total *uncompressed* size of the archive's members.
+    max_points: points over all inks of one file.
+    max_inks:   inks in one file.
+    """
+
+    max_bytes: int = 50_000_000
+    max_points: int = 2_000_000
+    max_inks: int = 100_000
+
+    def __post_init__(self) -> None:
+        for field_name in ("max_bytes", "max_points", "max_inks"):
+            value = getattr(self, field_name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"Limits.{field_name} must be a positive int, got {value!r}")
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def one_line(text: str, limit: int = _MAX_MESSAGE) -> str:
+    """``text`` on one line (control characters become spaces), cut to ``limit`` characters."""
+    flat = "".join(ch if ch.isprintable() else " " for ch in str(text))
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def snippet(value: object, limit: int = 40) -> str:
+    """A short ``repr`` of untrusted data for an error message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
+class Source:
+    """The file being read: its name for messages, its limits and its running counts."""
+
+    def __init__(self, name: str, limits: Limits) -> None:
+        self.name = one_line(name, 200)
+        self.limits = limits
+        self.points = 0
+        self.inks = 0
+
+    def error(self, where: str | None, problem: str) -> InkFormatError:
+        """An :class:`InkFormatError` ``"<name>: <where>: <problem>"`` on one line (raise it)."""
+        parts = [self.name] + ([where] if where else []) + [problem]
+        return InkFormatError(one_line(": ".join(parts)))
+
+    def add_points(self, n: int, where: str | None) -> None:
+        """Count ``n`` more points; over :attr:`Limits.max_points` is an error."""
+        self.points += int(n)
+        if self.points > self.limits.max_points:
+            raise self.error(where, f"more than {self.limits.max_points:,} points (Limits.max_points)")
+
+    def add_ink(self, where: str | None) -> None:
+        """Count one more ink; over :attr:`Limits.max_inks` is an error."""
+        self.inks += 1
+        if self.inks > self.limits.max_inks:
+            raise self.error(where, f"more than {self.limits.max_inks:,} inks (Limits.max_inks)")
+
+    def make_ink(
+        self, where: str | None, strokes, times=None, label=None, writer=None, meta=None, *, allow_empty=False
+    ) -> Ink:
+        """Build an :class:`Ink`, counting it.
+
+        An empty stroke or NaN/inf is an error, and so is an ink with no strokes
+        unless ``allow_empty`` (only this project's own JSON, which round-trips it).
+        """
+        if len(strokes) == 0 and not allow_empty:
+            raise self.error(where, "no strokes")
+        self.add_ink(where)
+        try:
+            return Ink(strokes=strokes, times=times, label=label, writer=writer, meta=meta or {})
+        except InkFormatError as exc:
+            raise self.error(where, str(exc)) from None
+
+    def decode_utf8(self, data: bytes) -> str:
+        """``data`` as UTF-8 text (a leading byte-order mark is dropped); bad bytes name their line."""
+        try:
+            return data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise self.error(
+                f"line {line}", f"not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start})"
+            ) from None
+
+
+def finite_or_error(src: Source, where: str, values: np.ndarray) -> np.ndarray:
+    """``values`` unchanged if all finite, else an error naming ``where``."""
+    if not np.isfinite(values).all():
+        raise src.error(where, "NaN or infinite value")
+    return values
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines of ``text`` for LF, CRLF or CR files (unlike ``str.splitlines`` only these end a line)."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text.split("\n")
+
+
+def parse_floats(src: Source, where: str, tokens: list[str]) -> np.ndarray:
+    """``tokens`` (decimal number strings) as a finite float64 array; the first bad one is named."""
+    try:
+        values = np.array(tokens, dtype=np.float64)
+    except (ValueError, OverflowError):
+        bad = next((t for t in tokens if not _is_float(t)), tokens[0] if tokens else "")
+        raise src.error(where, f"not a number: {snippet(bad)}") from None
+    if values.ndim != 1:  # only if tokens was not a flat list of strings
+        raise src.error(where, "not a flat list of numbers")
+    return finite_or_error(src, where, values)
+
+
+def _is_float(token: str) -> bool:
+    try:
+        float(token)
+    except (ValueError, OverflowError):
+        return False
+    return True
