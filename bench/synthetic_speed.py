@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vrnn.synthetic import random_text, synthetic_inks  # noqa: E402
+from vrnn.synthetic import random_text, synthetic_inks
 
 
 def _hershey_layout(texts: list[str]) -> int:

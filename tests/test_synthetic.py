@@ -55,7 +55,7 @@ def test_metadata_and_text():
     assert len(words) >= 2000 and all(w.isalpha() and w.islower() for w in words)
     for ink in synthetic_inks(30, seed=2):
         assert re.fullmatch(r"syn-\d{4}", ink.writer)
-        assert 10 <= len(ink.label) <= 41, ink.label
+        assert 10 <= len(ink.label) <= 40, ink.label
         tokens = ink.label.rstrip(".,!?").split(" ")
         assert 2 <= len(tokens) <= 6
         assert all(t.lower() in words for t in tokens)
@@ -181,7 +181,7 @@ def test_random_text_limits_and_odd_input():
     rng = np.random.default_rng(0)
     for _ in range(200):
         text = random_text(rng)
-        assert 2 <= len(text.split()) <= 6 and len(text) <= 41
+        assert 2 <= len(text.split()) <= 6 and len(text) <= 40
     ink = generate_line("caf\u00e9 ok", PLAIN, np.random.default_rng(0))  # a glyph the font lacks
     assert ink.num_points > 0 and ink.label == "caf\u00e9 ok"
     with pytest.raises(ValueError):

@@ -16,16 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from vrnn.ink import Ink
 
-Color = Union[str, tuple[int, int, int]]
+Color = str | tuple[int, int, int]
 Segment = tuple[Ink, Color]
-Cell = Union[Ink, Sequence[Segment]]
+Cell = Ink | Sequence[Segment]
 
 #: The matplotlib "tab10" palette: distinct colours for continuations / samples.
 PALETTE: tuple[str, ...] = (
@@ -86,7 +85,7 @@ def _draw_cell(draw: ImageDraw.ImageDraw, segs, box: tuple[float, float, float, 
         scale = 1.0
     ox = x0 + ((x1 - x0) - w * scale) / 2 - b[0] * scale
     oy = y0 + ((y1 - y0) - h * scale) / 2 - b[1] * scale
-    lw = max(1, int(round(line_width)))
+    lw = max(1, round(line_width))
     r = lw / 2
     for ink, color in segs:
         per_stroke = not _is_single_color(color)

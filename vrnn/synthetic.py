@@ -38,8 +38,8 @@ of lines from a few writers (``docs/synthetic_grid.png`` is made this way).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, replace
+from functools import cache, lru_cache
 from importlib import resources
 
 import numpy as np
@@ -78,8 +78,10 @@ class Glyph:
 
 @dataclass(frozen=True)
 class Font:
+    """A parsed Hershey font: glyphs by character and the metrics the layout needs."""
+
     name: str
-    glyphs: dict
+    glyphs: dict[str, Glyph]
     x_height: float  # font units from the top of "x" to the baseline
     kind: str  # "script" (letters join) or "print"
 
@@ -94,7 +96,7 @@ def _as_tap(stroke: np.ndarray) -> np.ndarray:
     return np.stack([c - (0.15, 0.25), c + (0.15, 0.25)])
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_font(name: str) -> Font:
     """Parse a Hershey font once per process into :class:`Glyph` arrays."""
     from HersheyFonts import HersheyFonts
@@ -158,7 +160,7 @@ class SyntheticWriter:
     lift_prob: float = 0.0  # chance of a pen lift between two joined letters
 
     @classmethod
-    def random(cls, rng: np.random.Generator, writer_id: str = "syn-custom") -> "SyntheticWriter":
+    def random(cls, rng: np.random.Generator, writer_id: str = "syn-custom") -> SyntheticWriter:
         """Draw a style; the ranges are chosen to look like real lines of handwriting."""
         u = rng.uniform
         font = str(rng.choice(PRINT_FONTS)) if u() < 0.12 else str(rng.choice(SCRIPT_FONTS))
@@ -199,7 +201,7 @@ def writers_in_split(split: str | None) -> list[int]:
     return [i for i in range(NUM_WRITERS) if split is None or writer_split(i) == split]
 
 
-@lru_cache(maxsize=None)
+@cache
 def writer_style(index: int) -> SyntheticWriter:
     """The fixed style of writer ``syn-{index:04d}`` (independent of any corpus seed)."""
     rng = np.random.default_rng([_STYLE_SEED, index])
@@ -358,7 +360,7 @@ class _Runs:
     length: np.ndarray  # (S,) points per stroke
 
     @classmethod
-    def of(cls, ids: np.ndarray) -> "_Runs":
+    def of(cls, ids: np.ndarray) -> _Runs:
         change = ids[1:] != ids[:-1]
         first = np.concatenate([[True], change])
         last = np.concatenate([change, [True]])
@@ -514,12 +516,12 @@ def generate_line(text: str, style: SyntheticWriter, rng: np.random.Generator) -
     # per-line variation of the writer's habits
     slant = math.radians(style.slant_deg + rng.normal(0.0, 1.5))
     xh = style.x_height * float(np.exp(rng.normal(0.0, 0.04)))
-    line_style = _replace(style, x_height=xh, speed=style.speed * float(np.exp(rng.normal(0.0, 0.08))))
+    line_style = replace(style, x_height=xh, speed=style.speed * float(np.exp(rng.normal(0.0, 0.08))))
 
     layout = _layout(text, line_style, font, rng)
     ids = _stroke_ids(layout, font, style, rng)
     dense, stroke, k, counts = _densify(layout.points, ids, _DENSE_STEP)
-    dense = _smooth(dense, stroke, k, counts, int(round(style.roundness / _DENSE_STEP)))
+    dense = _smooth(dense, stroke, k, counts, round(style.roundness / _DENSE_STEP))
 
     # font units -> output units: slant about the baseline, width, size, drifting baseline
     scale = xh / font.x_height
@@ -540,12 +542,6 @@ def generate_line(text: str, style: SyntheticWriter, rng: np.random.Generator) -
     xy = xy + noise
     cuts = np.cumsum(n_samples)[:-1]
     return Ink(strokes=np.split(xy, cuts), times=np.split(times, cuts), label=text, writer=style.writer_id)
-
-
-def _replace(style: SyntheticWriter, **changes) -> SyntheticWriter:
-    from dataclasses import replace
-
-    return replace(style, **changes)
 
 
 # ---------------------------------------------------------------------- corpus
