@@ -61,7 +61,8 @@ def test_mixture_sample_statistics_match_parameters():
     raw[:, 5] = 0.8  # rho logit
     p = GMMParams.from_raw(raw, 1, 0.0)
     g = torch.Generator().manual_seed(0)
-    s = p.sample(torch.rand(20000, generator=g), torch.randn(20000, 2, generator=g), torch.rand(20000, generator=g))
+    gumbel = -torch.log(-torch.log(torch.rand(20000, 1, generator=g)))
+    s = p.sample(gumbel, torch.randn(20000, 2, generator=g), torch.rand(20000, generator=g))
     assert abs(s[:, 0].mean() - 0.5) < 0.03 and abs(s[:, 1].mean() + 1.0) < 0.03
     rho = float(p.rho[0, 0])
     assert abs(np.corrcoef(s[:, 0], s[:, 1])[0, 1] - rho) < 0.02
@@ -177,3 +178,29 @@ def test_loss_decreases_when_training_on_one_batch():
         opt.step()
         first = first if first is not None else out.loss.item()
     assert out.loss.item() < first - 1.0
+
+
+def test_gumbel_component_choice_matches_mixture_weights():
+    K, N = 3, 30000
+    raw = torch.zeros(N, 6 * K + 1)
+    raw[:, :K] = torch.log(torch.tensor([0.2, 0.5, 0.3]))
+    raw[:, K : 2 * K] = torch.tensor([-10.0, 0.0, 10.0])  # components told apart by mu_x
+    p = GMMParams.from_raw(raw, K, 1e-2)
+    g = torch.Generator().manual_seed(1)
+    gumbel = -torch.log(-torch.log(torch.rand(N, K, generator=g)))
+    s = p.sample(gumbel, torch.zeros(N, 2), torch.rand(N, generator=g))
+    frac = [(s[:, 0].round() == v).float().mean().item() for v in (-10.0, 0.0, 10.0)]
+    np.testing.assert_allclose(frac, [0.2, 0.5, 0.3], atol=0.015)
+
+
+@pytest.mark.parametrize("rnn", ["lstm", "gru"])
+def test_fast_rollout_equals_naive_sampler(rnn):
+    from vrnn.reference import naive_rollout
+
+    torch.manual_seed(0)
+    m = VRNN(VRNNConfig(rnn=rnn, **TINY)).eval()
+    with torch.inference_mode():
+        state = (torch.randn(3, 24), torch.randn(3, 24))
+        noise = m._noise(3, 40, seed=0)
+        for tau in (1.0, 0.4):
+            torch.testing.assert_close(m.rollout(state, 40, noise, tau), naive_rollout(m, state, 40, noise, tau))

@@ -83,11 +83,12 @@ class InferenceMixin:
     def _noise(self, n: int, steps: int, seed: int) -> dict:
         g = _generator(seed)
         Z = max(self.config.latent, 1) if self.config.model == "vrnn" else 0
+        u = torch.rand(n, steps, self.config.mixtures, generator=g).clamp_(1e-12, 1 - 1e-7)
         noise = {
             "eps_z": torch.randn(n, steps, Z, generator=g),
-            "u_mix": torch.rand(n, steps, generator=g),
+            "gumbel": -torch.log(-torch.log(u)),
             "e": torch.randn(n, steps, 2, generator=g),
-            "u_pen": torch.rand(n, steps, generator=g),
+            "u_pen": torch.rand(n, steps, generator=g).clamp_(1e-7, 1 - 1e-7),
         }
         return {k: v.to(self.device) for k, v in noise.items()}
 

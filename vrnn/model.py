@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .distributions import GMMParams, gaussian_kl, gaussian_log_prob, softplus_sigma
+from .distributions import GMMParams, gaussian_kl, gaussian_log_prob, sample_gmm_rows, softplus_sigma
 from .inference import InferenceMixin
 from .preprocess import Normalizer, PreprocessConfig
 
@@ -194,7 +194,9 @@ class VRNN(_Base):
         b_h = torch.cat([torch.zeros(M, device=x.device, dtype=x.dtype), self.rnn.bias_hh])
         w_h_t = w_h.t()
         w_z_t = dec_rnn_w[:, Fx:].t()
-        head = self.encoder[2]
+        hw, hb = self.encoder[2].weight, self.encoder[2].bias
+        zw, zb = self.phi_z[0].weight, self.phi_z[0].bias
+        floor = c.z_sigma_floor
         h, cell = state if state is not None else (x.new_zeros(B, H), x.new_zeros(B, H))
         # unbind, not x[:, t]: indexing inside the loop costs a full-size gradient per step
         enc_xs, gin_xs = enc_x.unbind(1), gin_x.unbind(1)
@@ -203,9 +205,10 @@ class VRNN(_Base):
         for t in range(T):
             hp_enc, hp_rnn = torch.addmm(b_h, h, w_h_t).split([M, w_h.shape[0] - M], 1)
             e = torch.relu(enc_xs[t] + hp_enc)
-            mu, sigma = self.gaussian(head(e))
+            mu, raw_s = F.linear(e, hw, hb).chunk(2, 1)  # q(z_t | x_t, h_{t-1})
+            sigma = F.softplus(raw_s) + floor
             z = mu if eps_s[t] is None else torch.addcmul(mu, sigma, eps_s[t])
-            pz = self.phi_z(z)
+            pz = torch.relu(F.linear(z, zw, zb))
             hs.append(h)
             h, cell = self._rnn_update(torch.addmm(gin_xs[t], pz, w_z_t), hp_rnn, h, cell)
             mus.append(mu)
@@ -262,27 +265,38 @@ class VRNN(_Base):
         the three reads of ``h_{t-1}`` share one matmul.
         """
         c = self.config
-        Fx, Fz = c.x_features, c.z_features
-        M = self.prior[0].out_features
-        Md = self.decoder[0].out_features
+        Fx, Fz, K = c.x_features, c.z_features, c.mixtures
+        M, Md = self.prior[0].out_features, self.decoder[0].out_features
         h, cell = state
+        # Functional weights: module calls cost more than the small ops they wrap.
         w_h = torch.cat([self.prior[0].weight, self.decoder[0].weight[:, Fz:], self.rnn.weight_hh], 0).t()
         b_h = torch.cat([self.prior[0].bias, self.decoder[0].bias, self.rnn.bias_hh])
+        split_h = [M, Md, w_h.shape[1] - M - Md]
+        pw, pb = self.prior[2].weight, self.prior[2].bias
+        zw, zb = self.phi_z[0].weight, self.phi_z[0].bias
         w_dz = self.decoder[0].weight[:, :Fz].t()
+        d2w, d2b, d4w, d4b = self.decoder[2].weight, self.decoder[2].bias, self.decoder[4].weight, self.decoder[4].bias
+        x1w, x1b, x2w, x2b = self.phi_x[0].weight, self.phi_x[0].bias, self.phi_x[2].weight, self.phi_x[2].bias
         w_ix, w_iz = self.rnn.weight_ih[:, :Fx].t(), self.rnn.weight_ih[:, Fx:].t()
         b_i = self.rnn.bias_ih
-        s_tau = math.sqrt(max(float(temperature), 1e-4))
+        tau = max(float(temperature), 1e-4)
+        eps_z = (noise["eps_z"] * math.sqrt(tau)).unbind(1)
+        gumbel = (noise["gumbel"] * tau).unbind(1)
+        e = (noise["e"] * math.sqrt(tau)).unbind(1)
+        pen_thr = (tau * torch.logit(noise["u_pen"])).unsqueeze(-1).unbind(1)
+        floor = c.z_sigma_floor
         outs = []
         for t in range(steps):
-            hp = torch.addmm(b_h, h, w_h)
-            mu, sigma = self.gaussian(self.prior[2](torch.relu(hp[:, :M])))
-            z = mu if z_mode == "mean" else mu + sigma * s_tau * noise["eps_z"][:, t]
-            pz = self.phi_z(z)
-            d = torch.relu(torch.addmm(hp[:, M : M + Md], pz, w_dz))
-            raw = self.decoder[4](torch.relu(self.decoder[2](d)))
-            xt = self.decode(raw).sample(noise["u_mix"][:, t], noise["e"][:, t], noise["u_pen"][:, t], temperature)
-            gin = torch.addmm(torch.addmm(b_i, self.phi_x(xt), w_ix), pz, w_iz)
-            h, cell = self._rnn_update(gin, hp[:, M + Md :], h, cell)
+            hp_p, hp_d, hp_r = torch.addmm(b_h, h, w_h).split(split_h, 1)
+            mu, raw_s = F.linear(torch.relu(hp_p), pw, pb).chunk(2, 1)  # p(z_t | h_{t-1})
+            z = mu if z_mode == "mean" else torch.addcmul(mu, F.softplus(raw_s) + floor, eps_z[t])
+            pz = torch.relu(F.linear(z, zw, zb))
+            d = torch.relu(torch.addmm(hp_d, pz, w_dz))
+            raw = F.linear(torch.relu(F.linear(d, d2w, d2b)), d4w, d4b)  # p(x_t | z_t, h_{t-1})
+            xt = sample_gmm_rows(raw, K, c.xy_sigma_floor, gumbel[t], e[t], pen_thr[t])
+            px = torch.relu(F.linear(torch.relu(F.linear(xt, x1w, x1b)), x2w, x2b))
+            gin = torch.addmm(torch.addmm(b_i, px, w_ix), pz, w_iz)
+            h, cell = self._rnn_update(gin, hp_r, h, cell)
             outs.append(xt)
         return torch.stack(outs, 1)
 
@@ -340,7 +354,7 @@ class RNNGMM(_Base):
         outs = []
         for t in range(steps):
             h = st[0][0] if self.config.rnn == "lstm" else st[0]
-            xt = self.decode(self.decoder(h)).sample(noise["u_mix"][:, t], noise["e"][:, t], noise["u_pen"][:, t], temperature)
+            xt = self.decode(self.decoder(h)).sample(noise["gumbel"][:, t], noise["e"][:, t], noise["u_pen"][:, t], temperature)
             _, st = self.rnn(self.phi_x(xt)[:, None], st)
             outs.append(xt)
         return torch.stack(outs, 1)

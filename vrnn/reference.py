@@ -33,3 +33,27 @@ def naive_forward(model: VRNN, x: torch.Tensor, mask: torch.Tensor, eps: torch.T
         else:
             h = model.rnn(torch.cat([px, pz], -1), h)
     return _loss(torch.stack(kls, 1), torch.stack(nlls, 1), mask, 1.0, 0.0, extras={})
+
+
+def naive_rollout(model: VRNN, state, steps: int, noise: dict, temperature: float = 1.0) -> torch.Tensor:
+    """Prior rollout the usual way: every sub-network called per step on concatenated inputs.
+
+    Same noise and same math as ``VRNN.rollout`` (the fast one shares the three reads of
+    ``h_{t-1}`` in one matmul and folds the concatenations into split weights).
+    """
+    h, c = state
+    outs = []
+    s_tau = max(float(temperature), 1e-4) ** 0.5
+    for t in range(steps):
+        mu_p, sig_p = model.gaussian(model.prior(h))
+        z = mu_p + sig_p * s_tau * noise["eps_z"][:, t]
+        pz = model.phi_z(z)
+        gmm = model.decode(model.decoder(torch.cat([pz, h], -1)))
+        xt = gmm.sample(noise["gumbel"][:, t], noise["e"][:, t], noise["u_pen"][:, t], temperature)
+        inp = torch.cat([model.phi_x(xt), pz], -1)
+        if model.config.rnn == "lstm":
+            h, c = model.rnn(inp, (h, c))
+        else:
+            h = model.rnn(inp, h)
+        outs.append(xt)
+    return torch.stack(outs, 1)
