@@ -218,7 +218,7 @@ def test_latent_dims_figure_picks_the_most_active_units():
     tr = fake_trace(Z=10)
     tr.kl_dims[:, 7] += 5.0
     fig = figures.latent_dims_figure(tr, step=3, max_dims=2)
-    titles = [fig.layout[k].title.text for k in fig.layout if k.startswith("yaxis") and fig.layout[k].title.text]
+    titles = [fig.layout[f"yaxis{i if i > 1 else ''}"].title.text for i in (1, 2)]
     assert titles == ["z1", "z8"]
     assert shapes_at(fig) == [3, 3]
 
@@ -295,3 +295,12 @@ def test_figures_serialize_to_json():
     tr = fake_trace()
     for fig in (figures.kl_ink_figure(tr, 3), figures.latent_pca_figure(tr, 3), figures.kl_heatmap_figure(tr, 3)):
         json.loads(fig.to_json())  # no numpy scalars or NaN that plotly.js cannot read
+
+
+def test_latent_dims_subsample_long_inks_but_keep_the_cursor_exact():
+    tr = fake_trace(T=900, Z=3)
+    fig = figures.latent_dims_figure(tr, step=451, max_points=300)
+    lines = [d for d in fig.data if d.mode == "lines"]
+    assert all(len(d.x) <= 300 for d in lines)
+    assert lines[0].x[-1] >= 890  # still spans the whole ink
+    assert shapes_at(fig) == [451, 451, 451]

@@ -507,10 +507,11 @@ def active_dims(kl_dims: np.ndarray, k: int) -> np.ndarray:
 
 
 def latent_dims_figure(trace, step: int | None = None, max_dims: int = 6, style: Style = DEFAULT_STYLE,
-                       title: str | None = None) -> go.Figure:
+                       title: str | None = None, max_points: int = 300) -> go.Figure:
     """Prior and posterior mean ± sigma over time, one panel per latent dimension.
 
-    With more than ``max_dims`` dimensions the most active ones (largest mean KL) are shown.
+    With more than ``max_dims`` dimensions the most active ones (largest mean KL) are
+    shown; series longer than ``max_points`` steps are subsampled (the cursor is exact).
     """
     post_mu = np.asarray(trace.post_mu, dtype=np.float64)
     if post_mu.ndim != 2 or post_mu.shape[1] == 0 or len(post_mu) == 0:
@@ -518,14 +519,14 @@ def latent_dims_figure(trace, step: int | None = None, max_dims: int = 6, style:
     T, Z = post_mu.shape
     dims = active_dims(trace.kl_dims, max_dims) if Z > max_dims else np.arange(Z)
     fig = make_subplots(rows=len(dims), cols=1, shared_xaxes=True, vertical_spacing=0.025)
-    t = np.arange(T)
+    t = np.arange(0, T, max(1, int(np.ceil(T / max_points))))  # long inks: every k-th step is plenty
     t_band = np.concatenate([t, t[::-1]])
     for r, d in enumerate(dims, start=1):
         for name, mu, sigma, color, dash in (
                 ("prior", trace.prior_mu, trace.prior_sigma, PRIOR_COLOR, "dot"),
                 ("posterior", trace.post_mu, trace.post_sigma, POSTERIOR_COLOR, "solid")):
-            m = np.asarray(mu, dtype=np.float64)[:, d]
-            s = np.asarray(sigma, dtype=np.float64)[:, d]
+            m = np.asarray(mu, dtype=np.float64)[t, d]
+            s = np.asarray(sigma, dtype=np.float64)[t, d]
             band = np.round(np.concatenate([m + s, (m - s)[::-1]]), 3)
             fig.add_trace(go.Scatter(x=t_band, y=band, fill="toself", fillcolor=_rgba(color, 0.15),
                                      line=dict(width=0), hoverinfo="skip", showlegend=False, legendgroup=name),

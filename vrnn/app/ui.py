@@ -52,24 +52,28 @@ def _torch_setup() -> int:
     return threads
 
 
-@st.cache_resource(show_spinner="Loading the model…")
-def bundled_service(kind: str) -> ModelService:
-    """A bundled model (``"vrnn"`` or ``"rnn"``), loaded once and shared by all sessions.
+def model_path(kind: str) -> str:
+    """Where the ``kind`` model (``"vrnn"`` or ``"rnn"``) loads from: the bundled folder, or
+    ``VRNN_APP_VRNN_MODEL`` / ``VRNN_APP_RNN_MODEL`` when set."""
+    from vrnn.checkpoint import bundled_path
 
-    ``VRNN_APP_VRNN_MODEL`` / ``VRNN_APP_RNN_MODEL`` point at another checkpoint folder.
-    """
-    from vrnn.checkpoint import bundled_path, load_model
+    return os.environ.get(f"VRNN_APP_{kind.upper()}_MODEL") or str(bundled_path(kind))
+
+
+@st.cache_resource(show_spinner="Loading the model…")
+def bundled_service(kind: str, path: str) -> ModelService:
+    """A model loaded once per process and shared read-only by all sessions."""
+    from vrnn.checkpoint import load_model
 
     _torch_setup()
-    path = os.environ.get(f"VRNN_APP_{kind.upper()}_MODEL") or bundled_path(kind)
     model = load_model(path, device=os.environ.get("VRNN_APP_DEVICE") or None)
-    model.requires_grad_(False)
     return ModelService(model, BUNDLED[kind])
 
 
 def try_bundled(kind: str) -> tuple[ModelService | None, str | None]:
+    """The bundled ``kind`` model's service, or ``None`` and a one-line reason."""
     try:
-        return bundled_service(kind), None
+        return bundled_service(kind, model_path(kind)), None
     except Exception as e:  # noqa: BLE001 - CheckpointError or a broken install: one line on the page
         return None, one_line(str(e)) or type(e).__name__
 

@@ -1,0 +1,361 @@
+"""The app without a browser: its pure logic (canvas payloads, caching, jobs, uploads,
+exports) and AppTest flows through the upload / session-state seam.
+
+AppTest runs ``app.py`` on two tiny untrained checkpoints (``VRNN_APP_*_MODEL``) so the
+flows are fast; the browser tests (tests/browser) use the bundled model.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import vrnn
+from vrnn import Ink
+from vrnn.app import canvas, exports, figures, jobs
+from vrnn.app.compute import ContinuationSettings, LRUCache, ModelService, comparison_rows, ink_digest, trace_totals
+from vrnn.app.examples import builtin_examples, character_ink, character_names
+from vrnn.app.state import SessionData, parse_upload
+from vrnn.formats import ink_to_json_bytes
+
+TIMEOUT = 120
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("app-models")
+    torch.manual_seed(0)
+    vrnn.VRNN(vrnn.VRNNConfig(hidden=24, latent=3, mixtures=2, x_features=16, z_features=16, mlp=32)).save(root / "vrnn")
+    vrnn.RNNGMM(vrnn.VRNNConfig(model="rnn", hidden=24, latent=0, mixtures=2, x_features=16, mlp=32)).save(root / "rnn")
+    return root
+
+
+@pytest.fixture
+def app_env(tiny_models, monkeypatch):
+    monkeypatch.setenv("VRNN_APP_VRNN_MODEL", str(tiny_models / "vrnn"))
+    monkeypatch.setenv("VRNN_APP_RNN_MODEL", str(tiny_models / "rnn"))
+    return tiny_models
+
+
+def line_ink(n: int = 30, seed: int = 0) -> Ink:
+    rng = np.random.default_rng(seed)
+    x = np.linspace(0, 100, n)
+    return Ink(strokes=[np.column_stack([x[: n // 2], 20 * np.sin(x[: n // 2] / 9) + rng.normal(0, 0.3, n // 2)]),
+                        np.column_stack([x[n // 2:], 20 * np.cos(x[n // 2:] / 9)])])
+
+
+# ----------------------------------------------------------------- canvas payloads
+def test_canvas_payload_becomes_an_ink_with_times_and_pressure():
+    payload = {"strokes": [[[10, 20, 0.0, 0.5], [12, 22, 0.01, 0.6], [15, 21, 0.02, 0.7]],
+                           [[40, 20, 0.5, 0.5], [41, 30, 0.52, 0.5]]], "size": [600, 260], "rev": 2}
+    ink = canvas.payload_to_ink(payload)
+    assert [s.tolist() for s in ink.strokes] == [[[10, 20], [12, 22], [15, 21]], [[40, 20], [41, 30]]]
+    assert ink.times[1].tolist() == [0.5, 0.52]
+    assert ink.meta["pressure"][0].tolist() == [0.5, 0.6, 0.7]
+    assert ink.meta["canvas_size"] == (600, 260)
+
+
+@pytest.mark.parametrize("payload", [None, {}, {"strokes": []}, {"strokes": "x"}, {"strokes": [[]]},
+                                     {"strokes": [[["a", "b"]], [[None, 1]]]}, {"strokes": [[[float("nan"), 1]]]}])
+def test_canvas_payload_that_is_empty_or_malformed_gives_none(payload):
+    assert canvas.payload_to_ink(payload) is None
+
+
+def test_canvas_payload_drops_bad_points_and_keeps_order():
+    ink = canvas.payload_to_ink({"strokes": [[[1, 1, 0], ["x", 2, 0], [3, 3, 0.1]]]})
+    assert ink.strokes[0].tolist() == [[1, 1], [3, 3]]
+
+
+def test_canvas_payload_without_times_has_no_times():
+    ink = canvas.payload_to_ink({"strokes": [[[1, 1], [2, 2]]]})
+    assert ink.times is None and ink.num_points == 2
+
+
+def test_canvas_payload_is_bounded():
+    big = {"strokes": [[[i, i, i / 100, 0.5] for i in range(canvas.MAX_POINTS)], [[1, 1, 0, 0.5]] * 50]}
+    assert canvas.payload_to_ink(big).num_points == canvas.MAX_POINTS
+
+
+def test_canvas_restore_round_trips():
+    ink = canvas.payload_to_ink({"strokes": [[[1, 2, 0.0, 0.4], [3, 4, 0.1, 0.6]], [[5, 6, 0.5, 0.5]]]})
+    again = canvas.payload_to_ink({"strokes": canvas.ink_to_payload_strokes(ink)})
+    assert [s.tolist() for s in again.strokes] == [s.tolist() for s in ink.strokes]
+    assert [t.tolist() for t in again.times] == [t.tolist() for t in ink.times]
+
+
+def test_canvas_component_assets_are_inline_and_complete():
+    js, css = canvas._assets()
+    assert "export default function" in js and "setStateValue" in js
+    for event in ("pointerdown", "pointermove", "pointerup", "pointercancel", "getCoalescedEvents"):
+        assert event in js
+    assert "touch-action: none" in css
+    assert 'data-action="undo"' in canvas.HTML and 'data-action="clear"' in canvas.HTML
+
+
+# ----------------------------------------------------------------- caching and services
+def test_ink_digest_depends_on_points_only():
+    a = line_ink()
+    b = a.copy()
+    b.label = "other"
+    assert ink_digest(a) == ink_digest(b)
+    c = a.transformed(shift=(1.0, 0.0))
+    assert ink_digest(a) != ink_digest(c)
+    d = Ink(strokes=[np.concatenate(a.strokes)])  # same points, no pen lift
+    assert ink_digest(a) != ink_digest(d)
+
+
+def test_lru_cache_evicts_oldest_and_computes_once():
+    cache = LRUCache(max_entries=2)
+    calls = []
+    for key in ["a", "b", "a", "c", "b"]:
+        cache.get_or_compute(key, lambda k=key: calls.append(k) or k.upper())
+    assert calls == ["a", "b", "c", "b"]  # "b" was evicted by "c" ("a" was used more recently)
+    assert len(cache) == 2
+
+
+def test_model_service_caches_per_ink_and_settings(tiny_models):
+    service = ModelService(vrnn.load_model(tiny_models / "vrnn", device="cpu"), "tiny")
+    ink = line_ink()
+    t1 = service.trace(ink, seed=0)
+    assert service.trace(ink.copy(), seed=0) is t1
+    assert service.trace(ink, seed=1) is not t1
+    s = ContinuationSettings(n=2, steps=15, temperature=0.7, seed=3)
+    c1 = service.continuations(ink, s)
+    assert service.continuations(ink, s) is c1 and len(c1) == 2
+    assert service.continuations(ink, ContinuationSettings(n=2, steps=15, temperature=0.7, seed=4)) is not c1
+    totals = trace_totals(t1)
+    assert totals["neg_elbo"] == pytest.approx(float(np.sum(t1.kl) + np.sum(t1.nll)), rel=1e-5)
+
+
+def test_comparison_rows_label_bounds_and_exact_likelihood():
+    rows = comparison_rows({"V": {"model": "vrnn", "elbo_per_point": -2.0, "iwae_per_point": -1.9,
+                                  "importance_samples": 8},
+                            "R": {"model": "rnn", "elbo_per_point": -1.95}})
+    assert [(r["model"], r["measure"]) for r in rows] == [("V", "ELBO"), ("V", "IWAE (K=8)"),
+                                                            ("R", "exact log-likelihood")]
+
+
+# ----------------------------------------------------------------- examples, uploads, exports
+def test_builtin_examples_are_valid_inks_with_times():
+    examples = builtin_examples()
+    assert sum(name.startswith("Synthetic") for name in examples) == 3
+    for name, ink in examples.items():
+        assert ink.num_points >= 10 and ink.times is not None, name
+        for t in ink.times:
+            assert np.all(np.diff(t) >= 0)
+    k = character_ink("k")
+    assert len(k.strokes) == 2 and k.label == "k"
+    assert set(character_names()) >= {"a", "b", "k"}
+
+
+def test_parse_upload_reads_a_multi_ink_file():
+    inks = vrnn.synthetic_inks(3, seed=2)
+    res = parse_upload("id1", "three.json", ink_to_json_bytes(inks))
+    assert res.error is None and len(res.inks) == 3
+    assert res.inks[1].label == inks[1].label
+
+
+@pytest.mark.parametrize("name,data", [("x.xml", b"<not xml"), ("x.json", b"{}"), ("x.npz", b"PK\x03\x04junk"),
+                                       ("x.bin", bytes(range(256))), ("x.txt", b"")])
+def test_parse_upload_bad_files_give_one_line(name, data):
+    res = parse_upload("id", name, data)
+    assert res.inks == [] and res.error
+    assert "\n" not in res.error and "Traceback" not in res.error
+
+
+def test_session_collects_drawings_once():
+    data = SessionData()
+    ink = line_ink()
+    assert data.add_drawing(ink) and not data.add_drawing(ink.copy())
+    assert len(data.drawings) == 1
+
+
+def test_exports(tiny_models):
+    ink = line_ink()
+    again = vrnn.read_ink(exports.inks_json([ink]), name="x.json")[0]
+    np.testing.assert_array_equal(again.strokes[1], ink.strokes[1])
+    assert exports.inks_svg([ink]).lstrip().startswith(("<svg", "<?xml"))
+    model = vrnn.load_model(tiny_models / "vrnn", device="cpu")
+    blob = exports.model_zip(model)
+    with zipfile.ZipFile(io.BytesIO(blob)) as zf:
+        assert sorted(zf.namelist()) == ["model/config.json", "model/model.safetensors"]
+    csv = exports.trace_csv(model.trace(ink))
+    assert csv.splitlines()[0].startswith("step,x,y")
+    html = exports.figure_html(figures.ink_figure([ink]))
+    assert "<html>" in html and "plotly" in html.lower()
+    assert exports.safe_stem("my file/../x.json") == "x"
+    assert exports.safe_stem("Hello, world") == "Hello__world"
+
+
+def test_model_zip_unpacks_to_a_loadable_checkpoint(tiny_models, tmp_path):
+    model = vrnn.load_model(tiny_models / "vrnn", device="cpu")
+    with zipfile.ZipFile(io.BytesIO(exports.model_zip(model))) as zf:
+        zf.extractall(tmp_path)
+    again = vrnn.load_model(tmp_path / "model", device="cpu")
+    for (k, v), (_, w) in zip(model.state_dict().items(), again.state_dict().items()):
+        assert torch.equal(v, w), k
+
+
+# ----------------------------------------------------------------- background training
+def test_split_train_valid():
+    inks = [line_ink(seed=i) for i in range(20)]
+    train, valid = jobs.split_train_valid(inks)
+    assert len(train) + len(valid) == 20 and len(valid) == 2
+    assert jobs.split_train_valid(inks[:2]) == (inks[:2], inks[:2])
+
+
+@pytest.mark.slow
+def test_training_job_fine_tunes_a_copy_and_respects_the_global_cap(tiny_models):
+    base = vrnn.load_model(tiny_models / "vrnn", device="cpu")
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    inks = tuple(vrnn.synthetic_inks(4, seed=3))
+    job = jobs.TrainingJob(jobs.TrainingRequest(inks=inks, minutes=1.0, max_steps=4, batch_size=4), base_model=base)
+    job.start()
+    if jobs.MAX_CONCURRENT_TRAININGS == 1:
+        other = jobs.TrainingJob(jobs.TrainingRequest(inks=inks, max_steps=2), base_model=base)
+        with pytest.raises(jobs.TrainingBusy):
+            other.start()
+    assert job.join(TIMEOUT)
+    snap = job.snapshot()
+    assert snap["status"] == "done", snap["error"]
+    assert snap["fraction"] == 1.0 and snap["step"] == 4
+    assert any(h.get("loss") is not None for h in snap["history"])
+    assert job.model is not None and job.model is not base
+    assert all(torch.equal(before[k], v) for k, v in base.state_dict().items())  # shared model untouched
+    assert job.model.card["fine_tuned"] is True
+    assert jobs.running_trainings() == 0
+
+
+@pytest.mark.slow
+def test_training_job_cancel_and_session_end_stop_the_worker(tiny_models):
+    base = vrnn.load_model(tiny_models / "vrnn", device="cpu")
+    inks = tuple(vrnn.synthetic_inks(4, seed=4))
+    job = jobs.TrainingJob(jobs.TrainingRequest(inks=inks, minutes=5.0, batch_size=4), base_model=base).start()
+    job.cancel()
+    assert job.join(TIMEOUT)
+    assert job.snapshot()["status"] == "cancelled"
+    # a session that ends drops its job: the finalizer stops the training thread
+    job = jobs.TrainingJob(jobs.TrainingRequest(inks=inks, minutes=5.0, batch_size=4), base_model=base).start()
+    thread, stop = job._thread, job.stop_event
+    del job
+    import gc
+
+    gc.collect()
+    assert stop.is_set()
+    thread.join(TIMEOUT)
+    assert not thread.is_alive() and jobs.running_trainings() == 0
+
+
+def test_training_job_reports_failures_in_one_line():
+    too_short = Ink(strokes=[np.zeros((1, 2))])  # nothing to learn from: fit refuses it
+    job = jobs.TrainingJob(jobs.TrainingRequest(inks=(too_short,), max_steps=2), base_model=None).start()
+    assert job.join(TIMEOUT)
+    snap = job.snapshot()
+    assert snap["status"] == "failed" and snap["error"] and "\n" not in snap["error"]
+    assert jobs.running_trainings() == 0
+
+
+# ----------------------------------------------------------------- AppTest flows
+def run_app(**state):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    for k, v in state.items():
+        at.session_state[k] = v
+    return at.run()
+
+
+def chart_keys(at) -> set[str]:
+    return {el.key for el in at.get("plotly_chart")}
+
+
+def test_app_starts_with_the_canvas_and_no_errors(app_env):
+    at = run_app()
+    assert not at.exception and not at.error
+    assert at.title[0].value.endswith("VRNN Handwriting Lab")
+    assert any("Draw" in str(o) for o in at.segmented_control(key="source").options)
+    names = at.sidebar.selectbox(key="model_name").options
+    assert names == ["VRNN (bundled)", "RNN-GMM baseline (bundled)"]
+
+
+def test_upload_shows_continuations_and_trace_views(app_env):
+    from vrnn.app.ui import INPUT_SOURCES
+
+    at = run_app(source=INPUT_SOURCES[1])
+    inks = vrnn.synthetic_inks(2, seed=5)
+    at.file_uploader(key="upload").set_value(("two-lines.json", ink_to_json_bytes(inks), "application/json"))
+    at.run()
+    assert not at.exception and not at.error
+    pick = at.selectbox(key="upload_pick")
+    assert len(pick.options) == 2 and inks[0].label in pick.options[0]
+    assert {"continuations", "kl_ink", "step_bars", "latent_pca", "latent_dims", "kl_heatmap"} <= chart_keys(at)
+    assert at.slider(key="step").max > 10
+    # pick the second ink, scrub the linked slider: every view follows, nothing breaks
+    pick.select_index(1).run()
+    at.slider(key="step").set_value(7).run()
+    assert not at.exception and at.metric[4].label == "KL at step 7"
+    # "More": the next seed, new continuations
+    at.button(key="more").click().run()
+    assert at.sidebar.number_input(key="seed").value == 1 and not at.exception
+
+
+def test_bad_upload_shows_one_line_error_and_no_exception(app_env):
+    from vrnn.app.ui import INPUT_SOURCES
+
+    at = run_app(source=INPUT_SOURCES[1])
+    at.file_uploader(key="upload").set_value(("broken.xml", b"<StrokeSet><Stroke><Point x='1'", "text/xml"))
+    at.run()
+    assert not at.exception
+    assert len(at.error) == 1 and "broken.xml" in at.error[0].value and "\n" not in at.error[0].value
+    assert "continuations" not in chart_keys(at)
+
+
+def test_every_tab_renders_for_an_example(app_env):
+    from vrnn.app.panels import TAB_LABELS
+    from vrnn.app.ui import INPUT_SOURCES
+
+    at = run_app(source=INPUT_SOURCES[2])
+    for label in TAB_LABELS:
+        at.session_state["main_tab"] = label
+        at.run()
+        assert not at.exception and not at.error, label
+    assert {"samples"} <= chart_keys(run_app(source=INPUT_SOURCES[2], main_tab=TAB_LABELS[2]))
+
+
+def test_baseline_model_explains_it_has_no_latents(app_env):
+    from vrnn.app.ui import INPUT_SOURCES
+
+    at = run_app(source=INPUT_SOURCES[2], model_name="RNN-GMM baseline (bundled)")
+    assert not at.exception and not at.error
+    assert any("no latent variables" in i.value for i in at.info)
+    assert "latent_pca" not in chart_keys(at)
+
+
+@pytest.mark.slow
+def test_retrain_a_few_steps_makes_a_new_selectable_model(app_env):
+    from vrnn.app.panels import TAB_LABELS
+    from vrnn.app.ui import INPUT_SOURCES
+
+    at = run_app(source=INPUT_SOURCES[2], main_tab=TAB_LABELS[4], train_use_current=True, train_max_steps=3)
+    assert not at.exception
+    at.button(key="train_start").click().run()
+    data = at.session_state["vrnn_app"]
+    assert data.job is not None
+    assert data.job.join(TIMEOUT) and data.job.snapshot()["status"] == "done"
+    at.run()
+    assert not at.exception and not at.error
+    at.button(key="train_adopt").click().run()
+    assert at.sidebar.selectbox(key="model_name").value == "Retrained #1"
+    assert "Retrained #1" in at.sidebar.selectbox(key="model_name").options
+    assert at.sidebar.selectbox(key="model_name").options[0] == "VRNN (bundled)"  # still beside the bundled one
+    at.session_state["main_tab"] = TAB_LABELS[0]
+    at.run()
+    assert not at.exception and "continuations" in chart_keys(at)
+    assert threading.active_count() < 50
