@@ -199,3 +199,14 @@ def test_missing_folder_and_non_checkpoint(tmp_path):
 def test_save_is_atomic_no_temp_files_left(tmp_path):
     d = _saved(tmp_path)
     assert sorted(os.listdir(d)) == ["config.json", "model.safetensors"]
+
+
+def test_state_cache_does_not_change_results(model):
+    ink = _ink()
+    fresh = model.continue_ink(ink, n=2, steps=15, seed=6)
+    model._state_cache.items.clear()
+    model.trace(ink, seed=6)  # fills the cache
+    assert len(model._state_cache.items) == 1
+    cached = model.continue_ink(ink, n=2, steps=15, seed=6)
+    for a, b in zip(fresh, cached):
+        np.testing.assert_allclose(a.points, b.points, rtol=1e-5, atol=1e-4)

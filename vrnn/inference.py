@@ -8,7 +8,10 @@ explicit ``torch.Generator`` seeded by ``seed``: the same seed gives identical r
 
 from __future__ import annotations
 
+import hashlib
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,8 +74,58 @@ def _generator(seed: int) -> torch.Generator:
     return g
 
 
+class _StateCache:
+    """A small LRU of recurrent states after a prefix, keyed by (prefix, seed).
+
+    ``trace`` fills it and ``continue_ink`` on the same ink and seed reuses it (the app
+    calls both after every pen-up), so the prefix is read once. Results are identical
+    with or without it.
+    """
+
+    def __init__(self, size: int = 16):
+        self.size = size
+        self.items: OrderedDict = OrderedDict()
+        self.lock = threading.Lock()
+
+    @staticmethod
+    def key(x: torch.Tensor, seed: int):
+        return (hashlib.sha1(x.detach().cpu().numpy().tobytes()).hexdigest(), int(seed), str(x.device))
+
+    def get(self, key):
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+        return None
+
+    def put(self, key, state):
+        with self.lock:
+            self.items[key] = tuple(s.detach() for s in state)
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+
+
 class InferenceMixin:
     """Methods shared by ``VRNN`` and ``RNNGMM`` (they provide ``terms`` and ``rollout``)."""
+
+    @property
+    def _state_cache(self) -> _StateCache:
+        cache = self.__dict__.get("_cache")
+        if cache is None:
+            cache = self.__dict__["_cache"] = _StateCache()
+        return cache
+
+    def _prefix_eps(self, T: int, seed: int):
+        Z = self.config.latent if self.config.model == "vrnn" else 0
+        return torch.randn(1, T, Z, generator=_generator(seed)).to(self.device) if Z else None
+
+    def _prefix_state(self, x: torch.Tensor, seed: int):
+        key = _StateCache.key(x, seed)
+        state = self._state_cache.get(key)
+        if state is None:
+            state = self.terms_state(x[None], self._prefix_eps(x.shape[0], seed))
+            self._state_cache.put(key, state)
+        return state
 
     # ---------------------------------------------------------------- helpers
     def _prepare(self, ink: Ink):
@@ -110,8 +163,9 @@ class InferenceMixin:
         prep, x = self._prepare(ink)
         T = x.shape[0]
         Z = self.config.latent if self.config.model == "vrnn" else 0
-        eps = torch.randn(1, T, Z, generator=_generator(seed)).to(self.device) if Z else None
-        t = self.terms(x[None], eps)
+        t = self.terms(x[None], self._prefix_eps(T, seed))
+        st = t["state"]
+        self._state_cache.put(_StateCache.key(x, seed), st if isinstance(st, tuple) else (st,))
         nll = t["nll"][0].clone()
         nll[0] = 0.0
         kl_dims = t["kl_dims"][0]
@@ -157,10 +211,7 @@ class InferenceMixin:
             raise ValueError("z_mode must be 'sample' or 'mean'")
         prep, x = self._prepare(ink)
         noise = self._noise(n, steps, seed)
-        T = x.shape[0]
-        Z = self.config.latent if self.config.model == "vrnn" else 0
-        eps = torch.randn(1, T, Z, generator=_generator(seed + 7919)).to(self.device) if Z else None
-        state = self.terms_state(x[None], eps)
+        state = self._prefix_state(x, seed)
         state = tuple(s.expand(*s.shape[:-2], n, s.shape[-1]).contiguous() for s in state)
         gen = self.rollout(state, steps, noise, temperature, z_mode)
         return self._to_inks(gen, prep.scale, prep.ink.end_point(), label=None, writer=None)
