@@ -341,7 +341,7 @@ def optimizer_to_flat(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tenso
     for pid, st in sd["state"].items():
         for k, v in st.items():
             if torch.is_tensor(v):
-                tensors[f"optim.{pid}.{k}"] = v
+                tensors[f"optim.{pid}.{k}"] = v.detach().clone()  # a snapshot, not the live tensor
             else:
                 scalars.setdefault(str(pid), {})[k] = v
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
@@ -518,7 +518,9 @@ class Trainer:
             raise DataError(f"{len(self.train)} training windows cannot be shared by {self.dist.world} processes")
         self.per_rank = per_rank
         self.steps_per_epoch = math.ceil(per_rank / o.batch_size)
-        self.timing = {"compute_s": 0.0, "data_s": 0.0, "bookkeeping_s": 0.0, "valid_s": 0.0, "checkpoint_s": 0.0}
+        # seconds spent in this process: the whole loop, and its parts
+        self.timing = {"loop_s": 0.0, "loop_periodic_s": 0.0, "compute_s": 0.0, "data_s": 0.0, "bookkeeping_s": 0.0, "valid_s": 0.0,
+                       "checkpoint_s": 0.0}
 
     # ------------------------------------------------------------------ setup helpers
     def _valid_windows(self, offsets, normalizer) -> WindowSet:
@@ -748,134 +750,81 @@ class Trainer:
     def run(self, on_progress: Callable[[Progress], None] | None = None, stop_event: threading.Event | None = None):
         """Train until a budget, early stopping or ``stop_event``; checkpoint; return the best model."""
         o, d = self.options, self.dist
-        main = d.is_main
         self._segment_start = time.perf_counter()
-        if self.out is not None and main:
+        if self.out is not None and d.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-        metrics = MetricsLog(self.out if main else None, truncate_to=self.metrics_bytes,
-                             tensorboard=o.tensorboard, warn=self._log)
-        bar = None
-        if main and o.progress_bar:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=self.total_steps(), initial=self.step, unit="step", dynamic_ncols=True,
-                       mininterval=0.5, file=sys.stderr, leave=True)
-        say = bar.write if bar is not None else self._log
-        if main and self.step == 0:
-            say(f"training {self.config.model} ({sum(p.numel() for p in self.model.parameters()):,} parameters) on "
-                f"{len(self.train):,} windows / {self.train.points:,} points, validating on {len(self.valid):,} windows; "
-                f"{self.steps_per_epoch} steps per epoch on {d.world} process(es), device {self.device}")
-        elif main:
-            say(f"resuming at step {self.step} (epoch {self.epoch}, batch {self.batch_index})")
-
-        def report(phase, **kw):
-            if on_progress is not None and main:
-                on_progress(Progress(phase=phase, step=self.step, epoch=self.step / self.steps_per_epoch,
-                                     fraction=self.fraction(), elapsed_s=self.elapsed(),
-                                     best_valid_elbo=self.best_elbo, skipped_batches=self.skipped, **kw))
-
-        acc = {"kl": 0.0, "nll": 0.0, "points": 0.0, "loss": 0.0, "grad_norm": 0.0, "n": 0}
-        acc_t = time.perf_counter()
+        ui = _RunOutput(self, on_progress)
+        ui.say_start()
+        window = _StatsWindow()
         last_ckpt_t, last_ckpt_step = time.perf_counter(), self.step
         bad_in_a_row = 0
         self.model.train()
         self.stop_reason = self._budget_reason()
         if o.patience and self.bad_evals >= o.patience:  # a resumed run that had stopped early
             self.stop_reason = "early_stopping"
+        loop_t0 = time.perf_counter()
+        periodic_t0 = self.timing["valid_s"] + self.timing["checkpoint_s"]
         try:
             while self.stop_reason is None:
                 order = epoch_order(len(self.train), o.seed, self.epoch)[d.rank :: d.world][: self.per_rank]
                 while self.batch_index < self.steps_per_epoch and self.stop_reason is None:
                     idx = order[self.batch_index * o.batch_size : (self.batch_index + 1) * o.batch_size]
-                    stop_asked = float(stop_event is not None and stop_event.is_set())
-                    finite, s = self._train_step(idx, stop_asked)
+                    finite, s = self._train_step(idx, float(stop_event is not None and stop_event.is_set()))
                     tb = time.perf_counter()
                     self.step += 1
                     self.batch_index += 1
                     if finite:
                         bad_in_a_row = 0
-                        for k in ("kl", "nll", "points", "loss", "grad_norm"):
-                            acc[k] += s[k]
-                        acc["n"] += 1
+                        window.add(s)
                     else:
                         self.skipped += 1
                         bad_in_a_row += 1
-                        msg = f"step {self.step}: skipped a batch with a non-finite loss or gradient (weights untouched)"
-                        if main:
-                            say(msg)
-                            metrics.write({"kind": "skip", "step": self.step, "loss": s["loss"], "grad_norm": s["grad_norm"]})
+                        ui.skipped(s)
                         if bad_in_a_row >= o.max_bad_batches:
                             raise TrainingError(f"{bad_in_a_row} non-finite batches in a row: training diverged "
                                                 f"(try a lower --lr); the last checkpoint is intact")
-                    if self.step % o.log_every == 0 and acc["n"]:
-                        now = time.perf_counter()
-                        pts = max(acc["points"], 1.0)
-                        rec = {"kind": "train", "step": self.step, "epoch": round(self.step / self.steps_per_epoch, 4),
-                               "loss": acc["loss"] / pts, "kl": acc["kl"] / pts, "nll": acc["nll"] / pts,
-                               "elbo": -(acc["kl"] + acc["nll"]) / pts, "grad_norm": acc["grad_norm"] / acc["n"],
-                               "lr": s["lr"], "kl_weight": s["kl_weight"],
-                               "points_per_s": acc["points"] / max(now - acc_t, 1e-9), "elapsed_s": self.elapsed()}
-                        if main:
-                            metrics.write(rec)
-                            if bar is not None:
-                                bar.set_postfix_str(f"loss {rec['loss']:.3f} kl {rec['kl']:.3f} nll {rec['nll']:.3f} "
-                                                    f"{rec['points_per_s']:,.0f} pts/s", refresh=False)
-                        report("train", loss=rec["loss"], kl=rec["kl"], nll=rec["nll"],
-                               points_per_s=rec["points_per_s"], lr=rec["lr"], kl_weight=rec["kl_weight"])
-                        acc = dict.fromkeys(acc, 0.0)
-                        acc["n"] = 0
-                        acc_t = now
-                    if bar is not None:
-                        bar.update(1)
+                    if self.step % o.log_every == 0 and window.n:
+                        ui.train_record(window, s)
+                    ui.advance()
                     if s["stop"]:
                         self.stop_reason = "cancelled"
-                    elif self.batch_index >= self.steps_per_epoch:
-                        self.epoch += 1
-                        self.batch_index = 0
                     if self.stop_reason is None:
                         self.stop_reason = self._budget_reason()
                     te = time.perf_counter()
                     self.timing["bookkeeping_s"] += te - tb
+                    # ---- periodic: validation, checkpoints (not counted in points/s)
                     want_eval = self.step % o.eval_every == 0
                     if want_eval:
-                        self._validate(metrics, say, report)
+                        self._validate(ui)
                     timed = o.checkpoint_every and time.perf_counter() - last_ckpt_t >= o.checkpoint_every
                     stepped = o.checkpoint_steps and self.step - last_ckpt_step >= o.checkpoint_steps
                     if self.stop_reason is None and (want_eval or timed or stepped):
-                        self.checkpoint(metrics)
+                        self.checkpoint(ui.metrics)
                         last_ckpt_t, last_ckpt_step = time.perf_counter(), self.step
-                    acc_t += time.perf_counter() - te  # points/s counts training time only
-                if self.batch_index >= self.steps_per_epoch:  # epoch ended without a step (resumed at its end)
-                    self.epoch += 1
-                    self.batch_index = 0
-            # ---- the end: a last validation, a last checkpoint, a summary
+                    window.t0 += time.perf_counter() - te
+                if self.batch_index >= self.steps_per_epoch:  # the next epoch gets its own permutation
+                    self.epoch, self.batch_index = self.epoch + 1, 0
+            self.timing["loop_s"] += time.perf_counter() - loop_t0
+            self.timing["loop_periodic_s"] += self.timing["valid_s"] + self.timing["checkpoint_s"] - periodic_t0
+            # ---- the end: the last stats, a last validation, a last checkpoint, a summary
+            if window.n:
+                ui.train_record(window, s)
             if self.last_valid is None or self.last_valid.get("step") != self.step:
-                self._validate(metrics, say, report)
-            summary = self.summary()
-            if main:
-                metrics.write({"kind": "summary", **summary})
-            self.checkpoint(metrics)
-            report("done", message=self.summary_text())
+                self._validate(ui)
+            ui.metrics.write({"kind": "summary", **self.summary()})
+            self.checkpoint(ui.metrics)
+            ui.report("done", message=self.summary_text())
             return self.best_model()
         finally:
-            if bar is not None:
-                bar.close()
-            metrics.close()
+            ui.close()
 
-    def _validate(self, metrics: MetricsLog, say, report) -> None:
+    def _validate(self, ui: "_RunOutput") -> None:
         v = self.evaluate_valid()
         if v is None:
             return
-        stop = self._after_validation(v)
-        if stop and self.stop_reason is None:
+        if self._after_validation(v) and self.stop_reason is None:
             self.stop_reason = "early_stopping"
-        if self.dist.is_main:
-            metrics.write({"kind": "valid", "step": self.step, **v, "best_elbo_per_point": self.best_elbo,
-                           "elapsed_s": self.elapsed()})
-            mark = " (best)" if self.best_step == self.step else f" (best {self.best_elbo:.4f} at step {self.best_step})"
-            say(f"step {self.step}: valid ELBO {v['elbo_per_point']:.4f} nats/point "
-                f"(KL {v['kl_per_point']:.4f}, NLL {v['nll_per_point']:.4f}){mark}")
-        report("valid", valid_elbo=v["elbo_per_point"], kl=v["kl_per_point"], nll=v["nll_per_point"])
+        ui.valid_record(v)
 
     def summary(self) -> dict:
         t = self.timing
@@ -887,9 +836,15 @@ class Trainer:
             "best_valid_elbo_per_point": self.best_elbo,
             "best_step": self.best_step,
             "skipped_batches": self.skipped,
-            "overhead_ratio": (t["data_s"] + t["bookkeeping_s"]) / max(t["compute_s"], 1e-9),
+            "overhead_ratio": self.overhead_ratio(),
             **{k: round(v, 2) for k, v in t.items()},
         }
+
+    def overhead_ratio(self) -> float:
+        """Loop time that is neither compute nor the periodic validation/checkpoints, over compute."""
+        t = self.timing
+        other = t["loop_s"] - t["compute_s"] - t["loop_periodic_s"]  # periodic: validation + checkpoints
+        return max(other, 0.0) / max(t["compute_s"], 1e-9)
 
     def summary_text(self) -> str:
         s = self.summary()
@@ -903,6 +858,111 @@ class Trainer:
         if self.out is not None:
             lines.append(f"model: {self.out} (load with vrnn.load_model({str(self.out)!r}))")
         return "\n".join(lines)
+
+
+class _StatsWindow:
+    """Sums of the training statistics since the last metrics line."""
+
+    KEYS = ("kl", "nll", "points", "loss", "grad_norm")
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums = dict.fromkeys(self.KEYS, 0.0)
+        self.n = 0
+        self.t0 = time.perf_counter()
+
+    def add(self, s: dict) -> None:
+        for k in self.KEYS:
+            self.sums[k] += s[k]
+        self.n += 1
+
+    def record(self, trainer: Trainer, s: dict) -> dict:
+        """The ``train`` metrics line (per point averages); resets the window."""
+        w, pts = self.sums, max(self.sums["points"], 1.0)
+        rec = {"kind": "train", "step": trainer.step, "epoch": round(trainer.step / trainer.steps_per_epoch, 4),
+               "loss": w["loss"] / pts, "kl": w["kl"] / pts, "nll": w["nll"] / pts,
+               "elbo": -(w["kl"] + w["nll"]) / pts, "grad_norm": w["grad_norm"] / self.n,
+               "lr": s["lr"], "kl_weight": s["kl_weight"],
+               "points_per_s": w["points"] / max(time.perf_counter() - self.t0, 1e-9), "elapsed_s": trainer.elapsed()}
+        self.reset()
+        return rec
+
+
+class _RunOutput:
+    """What a run shows and writes: progress bar, messages, metrics.jsonl, ``on_progress`` (rank 0 only)."""
+
+    def __init__(self, trainer: Trainer, on_progress):
+        self.t = trainer
+        self.main = trainer.dist.is_main
+        self.on_progress = on_progress if self.main else None
+        o = trainer.options
+        self.metrics = MetricsLog(trainer.out if self.main else None, truncate_to=trainer.metrics_bytes,
+                                  tensorboard=o.tensorboard, warn=trainer._log)
+        self.bar = None
+        if self.main and o.progress_bar:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=trainer.total_steps(), initial=trainer.step, unit="step", dynamic_ncols=True,
+                            mininterval=0.5, file=sys.stderr)
+
+    def say(self, message: str) -> None:
+        if not self.main:
+            return
+        if self.bar is not None:
+            self.bar.write(message, file=sys.stderr)
+        else:
+            self.t._log(message)
+
+    def say_start(self) -> None:
+        t = self.t
+        if t.step == 0:
+            self.say(f"training {t.config.model} ({sum(p.numel() for p in t.model.parameters()):,} parameters) on "
+                     f"{len(t.train):,} windows / {t.train.points:,} points, validating on {len(t.valid):,} windows; "
+                     f"{t.steps_per_epoch} steps per epoch on {t.dist.world} process(es), device {t.device}")
+        else:
+            self.say(f"resuming at step {t.step} (epoch {t.epoch}, batch {t.batch_index})")
+
+    def report(self, phase: str, **kw) -> None:
+        t = self.t
+        if self.on_progress is not None:
+            self.on_progress(Progress(phase=phase, step=t.step, epoch=t.step / t.steps_per_epoch,
+                                      fraction=t.fraction(), elapsed_s=t.elapsed(), best_valid_elbo=t.best_elbo,
+                                      skipped_batches=t.skipped, **kw))
+
+    def advance(self) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def train_record(self, window: _StatsWindow, s: dict) -> None:
+        rec = window.record(self.t, s)
+        if self.main:
+            self.metrics.write(rec)
+            if self.bar is not None:
+                self.bar.set_postfix_str(f"loss {rec['loss']:.3f} kl {rec['kl']:.3f} nll {rec['nll']:.3f} "
+                                         f"{rec['points_per_s']:,.0f} pts/s", refresh=False)
+        self.report("train", loss=rec["loss"], kl=rec["kl"], nll=rec["nll"], points_per_s=rec["points_per_s"],
+                    lr=rec["lr"], kl_weight=rec["kl_weight"])
+
+    def skipped(self, s: dict) -> None:
+        self.say(f"step {self.t.step}: skipped a batch with a non-finite loss or gradient (weights untouched)")
+        if self.main:
+            self.metrics.write({"kind": "skip", "step": self.t.step, "loss": s["loss"], "grad_norm": s["grad_norm"]})
+
+    def valid_record(self, v: dict) -> None:
+        t = self.t
+        if self.main:
+            self.metrics.write({"kind": "valid", **v, "best_elbo_per_point": t.best_elbo, "elapsed_s": t.elapsed()})
+            mark = " (best)" if t.best_step == t.step else f" (best {t.best_elbo:.4f} at step {t.best_step})"
+            self.say(f"step {t.step}: valid ELBO {v['elbo_per_point']:.4f} nats/point "
+                     f"(KL {v['kl_per_point']:.4f}, NLL {v['nll_per_point']:.4f}){mark}")
+        self.report("valid", valid_elbo=v["elbo_per_point"], kl=v["kl_per_point"], nll=v["nll_per_point"])
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.metrics.close()
 
 
 def fit(

@@ -1,0 +1,414 @@
+"""Training: schedules, state (de)serialization, the loop's guards, the CLI, kill-and-resume, DDP."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vrnn.datasets import DataError, load_train_valid, read_inks, split_by_writer
+from vrnn.ink import Ink
+from vrnn.model import VRNNConfig, build_model
+from vrnn.train import (
+    STATE_FILE,
+    Progress,
+    Trainer,
+    TrainOptions,
+    fit,
+    kl_weight,
+    load_train_state,
+    lr_factor,
+    main,
+    optimizer_from_flat,
+    optimizer_to_flat,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = VRNNConfig(hidden=16, latent=4, mixtures=2, x_features=8, z_features=8, mlp=16)
+TINY_FLAGS = ["--hidden", "16", "--latent", "4", "--mixtures", "2", "--features", "8", "--mlp", "16"]
+
+
+def toy_inks(n: int, seed: int = 0, writers: int = 4) -> list[Ink]:
+    """Loopy cursive-like lines (a few strokes of a trochoid), writer = i % writers."""
+    rng = np.random.default_rng(seed)
+    inks = []
+    for i in range(n):
+        strokes = []
+        x0 = 0.0
+        for _ in range(int(rng.integers(2, 4))):
+            t = np.linspace(0, 2 * np.pi * rng.uniform(2, 4), int(rng.integers(30, 60)))
+            slant = 0.3 * (i % writers)
+            s = np.stack([x0 + 3 * t + np.sin(t) + slant * np.cos(t), 5 * np.cos(t)], 1)
+            strokes.append(s + rng.normal(0, 0.05, s.shape))
+            x0 = s[-1, 0] + 4
+        inks.append(Ink(strokes=strokes, writer=f"w{i % writers}", label="toy"))
+    return inks
+
+
+def tiny_options(**kw) -> TrainOptions:
+    base = dict(max_steps=12, batch_size=4, max_len=40, min_len=8, eval_every=4, warmup_steps=2,
+                kl_warmup_steps=4, log_every=2, progress_bar=False, checkpoint_every=0)
+    base.update(kw)
+    return TrainOptions(**base)
+
+
+def quiet(msg):  # Trainer log sink
+    pass
+
+
+# ----------------------------------------------------------------------------- schedules
+
+
+def test_lr_warms_up_then_decays_to_the_floor():
+    warm = [lr_factor(s, 0.0, warmup_steps=10, min_ratio=0.1) for s in range(10)]
+    assert warm == sorted(warm) and warm[0] == pytest.approx(0.1) and warm[-1] == pytest.approx(1.0)
+    decay = [lr_factor(100, f, warmup_steps=10, min_ratio=0.1) for f in np.linspace(0, 1, 11)]
+    assert decay == sorted(decay, reverse=True)
+    assert decay[0] == pytest.approx(1.0) and decay[-1] == pytest.approx(0.1)
+    assert lr_factor(100, 2.0, 10, 0.1) == pytest.approx(0.1)  # clamped past the budget
+
+
+def test_kl_weight_ramps_linearly_from_zero_to_one():
+    assert [kl_weight(s, 4) for s in range(6)] == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
+    assert kl_weight(0, 0) == 1.0
+
+
+# ----------------------------------------------------------------------------- state files
+
+
+def test_optimizer_state_round_trips_through_flat_tensors():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    for _ in range(3):
+        opt.zero_grad()
+        model(torch.randn(5, 3)).pow(2).sum().backward()
+        opt.step()
+    tensors, meta = optimizer_to_flat(opt)
+    assert tensors and all(torch.is_tensor(v) for v in tensors.values())
+    json.dumps(meta)  # scalars are plain JSON
+    clone = torch.nn.Linear(3, 2)
+    clone.load_state_dict(model.state_dict())
+    opt2 = torch.optim.Adam(clone.parameters(), lr=0.5)
+    optimizer_from_flat(opt2, tensors, meta)
+    assert opt2.param_groups[0]["lr"] == 0.1
+    x = torch.randn(5, 3)
+    for m, o in ((model, opt), (clone, opt2)):
+        o.zero_grad()
+        m(x).pow(2).sum().backward()
+        o.step()
+    assert torch.equal(model.weight, clone.weight)
+
+
+# ----------------------------------------------------------------------------- data specs
+
+
+def test_split_by_writer_holds_out_whole_writers_deterministically():
+    inks = toy_inks(20, writers=5)
+    train, valid = split_by_writer(inks, valid_fraction=0.2, seed=3)
+    assert len(train) + len(valid) == 20 and valid
+    assert not {i.writer for i in train} & {i.writer for i in valid}
+    again = split_by_writer(inks, valid_fraction=0.2, seed=3)
+    assert [id(i) for i in again[1]] == [id(i) for i in valid]
+
+
+def test_split_with_one_writer_splits_inks():
+    inks = toy_inks(10, writers=1)
+    train, valid = split_by_writer(inks, valid_fraction=0.3)
+    assert len(valid) == 3 and len(train) == 7
+    with pytest.raises(DataError):
+        split_by_writer(inks[:1])
+
+
+def test_folder_spec_reads_ink_files_and_skips_bad_ones(tmp_path):
+    from vrnn.formats import write_ink
+
+    write_ink(toy_inks(3, seed=1), tmp_path / "a.json")
+    (tmp_path / "sub").mkdir()
+    write_ink(toy_inks(2, seed=2), tmp_path / "sub" / "b.json")
+    (tmp_path / "broken.json").write_text("{not json")
+    (tmp_path / "notes.md").write_text("ignored: not an ink suffix")
+    warnings = []
+    inks = read_inks(tmp_path, warn=warnings.append)
+    assert len(inks) == 5
+    assert len(warnings) == 1 and "broken.json" in warnings[0]
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: d / "missing.json", "no such file"),
+    (lambda d: d, "no ink files"),
+    (lambda d: (d / "bad.txt").write_text("hello\n") and d / "bad.txt", "bad.txt"),
+])
+def test_bad_data_specs_raise_a_one_line_data_error(tmp_path, make, message):
+    spec = make(tmp_path)
+    with pytest.raises(DataError) as e:
+        load_train_valid(str(spec))
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+# ----------------------------------------------------------------------------- fit / Trainer
+
+
+def test_each_epoch_visits_every_window_once_in_a_fresh_order():
+    t = Trainer(toy_inks(9), toy_inks(2, seed=9), config=TINY, options=tiny_options(max_steps=None, epochs=3),
+                log=quiet)
+    seen = []
+    step = t._train_step
+    t._train_step = lambda idx, flag: (seen.append(idx.tolist()), step(idx, flag))[1]
+    t.run()
+    per_epoch = [sum(seen[e * t.steps_per_epoch : (e + 1) * t.steps_per_epoch], []) for e in range(3)]
+    assert all(sorted(p) == list(range(len(t.train))) for p in per_epoch)
+    assert per_epoch[0] != per_epoch[1] != per_epoch[2]
+
+
+def test_fit_trains_reports_progress_and_returns_the_best_model():
+    inks = toy_inks(16)
+    train, valid = split_by_writer(inks, valid_fraction=0.25)
+    reports: list[Progress] = []
+    model = fit(train, valid, config=TINY, options=tiny_options(max_steps=16, lr=5e-3), on_progress=reports.append)
+    phases = [r.phase for r in reports]
+    assert phases[-1] == "done" and "train" in phases and "valid" in phases
+    steps = [r.step for r in reports]
+    assert steps == sorted(steps) and steps[-1] == 16
+    assert reports[-1].fraction == pytest.approx(1.0)
+    valid_elbos = [r.valid_elbo for r in reports if r.phase == "valid"]
+    assert max(valid_elbos) > valid_elbos[0]  # it learned something
+    card = model.card
+    assert card["steps"] == 16 and card["stop_reason"] == "max_steps"
+    assert card["metrics"]["best_valid_elbo_per_point"] == pytest.approx(max(valid_elbos))
+    assert not model.training
+    # the returned weights are the best validation weights: re-measure them
+    assert model.normalizer.std != (1.0, 1.0)
+
+
+def test_fine_tuning_never_changes_the_base_model():
+    inks = toy_inks(12)
+    base = fit(inks[:9], inks[9:], config=TINY, options=tiny_options(max_steps=4))
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    card_before = json.dumps(base.card, sort_keys=True)
+    tuned = fit(toy_inks(8, seed=5), toy_inks(3, seed=6), config=None, base_model=base,
+                options=tiny_options(max_steps=6, lr=1e-2))
+    assert all(torch.equal(before[k], v) for k, v in base.state_dict().items())
+    assert json.dumps(base.card, sort_keys=True) == card_before
+    assert tuned is not base and tuned.normalizer == base.normalizer
+    assert any(not torch.equal(before[k], v) for k, v in tuned.state_dict().items())
+
+
+def test_stop_event_cancels_cleanly():
+    stop = threading.Event()
+    seen = []
+
+    def on_progress(p):
+        seen.append(p.step)
+        if p.phase == "train":
+            stop.set()
+
+    model = fit(toy_inks(10)[:8], toy_inks(10)[8:], config=TINY, options=tiny_options(max_steps=1000),
+                on_progress=on_progress, stop_event=stop)
+    assert model.card["stop_reason"] == "cancelled"
+    assert model.card["steps"] <= 3
+
+
+def test_a_non_finite_batch_is_skipped_and_reported_without_touching_the_weights(tmp_path):
+    inks = toy_inks(12)
+    t = Trainer(inks[:9], inks[9:], config=TINY, options=tiny_options(max_steps=None, epochs=2, eval_every=1000),
+                out=tmp_path, log=quiet)
+    t.train.x[0, 3, 0] = float("nan")  # one poisoned window: one bad batch per epoch
+    model = t.run()
+    assert t.skipped == 2
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert all(torch.isfinite(p).all() for p in t.model.parameters())
+    skips = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert sum(r["kind"] == "skip" for r in skips) == 2
+
+
+def test_training_stops_when_every_batch_is_non_finite():
+    from vrnn.train import TrainingError
+
+    t = Trainer(toy_inks(8), toy_inks(2, seed=9), config=TINY, options=tiny_options(max_bad_batches=3), log=quiet)
+    t.train.x[:, 2, 0] = float("inf")
+    with pytest.raises(TrainingError, match="non-finite"):
+        t.run()
+
+
+def test_early_stopping_after_patience_evaluations_without_improvement():
+    # lr = 0: the validation ELBO (fixed noise) never improves after the first evaluation
+    model = fit(toy_inks(9)[:7], toy_inks(9)[7:], config=TINY,
+                options=tiny_options(max_steps=100, lr=0.0, kl_warmup_steps=0, eval_every=2, patience=2))
+    assert model.card["stop_reason"] == "early_stopping"
+    assert model.card["steps"] == 6 and model.card["metrics"]["best_step"] == 2
+
+
+def test_rnn_baseline_trains_too():
+    model = fit(toy_inks(9)[:7], toy_inks(9)[7:], config=VRNNConfig(model="rnn", hidden=16, mixtures=2, x_features=8,
+                mlp=16), options=tiny_options(max_steps=4))
+    assert model.config.model == "rnn" and model.card["steps"] == 4
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def _run_main(args, capsys):
+    code = main([str(a) for a in args])
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def test_cli_writes_a_loadable_checkpoint_with_a_model_card(tmp_path, capsys):
+    import vrnn
+    from vrnn.formats import write_ink
+
+    data = tmp_path / "inks.json"
+    write_ink(toy_inks(12), data)
+    out = tmp_path / "run"
+    code, stdout, err = _run_main(["--data", data, "--out", out, *TINY_FLAGS, "--max-steps", 6, "--eval-every", 3,
+                                   "--batch-size", 4, "--max-len", 40, "--no-progress", "--seed", 3], capsys)
+    assert code == 0, err
+    assert "stopped: max_steps after 6 steps" in stdout
+    model = vrnn.load_model(out, device="cpu")
+    card = model.card
+    assert card["data"] == str(data) and card["seed"] == 3 and card["steps"] == 6
+    assert "--max-steps 6" in card["command"] and card["library_version"] == vrnn.__version__
+    assert card["train_inks"] + card["valid_inks"] == 12 and card["wall_time_s"] > 0 and card["date"]
+    records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert {r["kind"] for r in records} >= {"train", "valid", "summary"}
+    state = json.loads((out / "train_state.json").read_text())
+    assert state["step"] == 6 and state["stop_reason"] == "max_steps"
+    _, from_safetensors = load_train_state(out)
+    assert from_safetensors == state
+
+
+def test_cli_refuses_to_overwrite_a_run_without_resume(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / STATE_FILE).write_bytes(b"x")
+    code, _, err = _run_main(["--data", "synthetic", "--out", out], capsys)
+    assert code == 2 and "--resume" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("spec", ["missing.json", "garbage.ndjson", "empty"])
+def test_cli_bad_data_exits_2_with_one_line(tmp_path, capsys, spec):
+    (tmp_path / "garbage.ndjson").write_text("this is not json\n")
+    (tmp_path / "empty").mkdir()
+    code, stdout, err = _run_main(["--data", tmp_path / spec, "--out", tmp_path / "run"], capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and spec in lines[0]
+    assert not (tmp_path / "run" / STATE_FILE).exists()
+
+
+@pytest.mark.slow
+def test_cli_bad_data_in_a_real_process_has_no_traceback(tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("WORD a\nNUMSTROKES banana\n")
+    r = subprocess.run([sys.executable, "-m", "vrnn.train", "--data", str(bad), "--out", str(tmp_path / "o")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120, env=_env())
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_tensorboard_flag_is_optional(tmp_path, capsys):
+    from vrnn.formats import write_ink
+
+    data = tmp_path / "inks.json"
+    write_ink(toy_inks(8), data)
+    code, _, err = _run_main(["--data", data, "--out", tmp_path / "run", *TINY_FLAGS, "--max-steps", 2,
+                              "--max-len", 40, "--no-progress", "--tensorboard"], capsys)
+    assert code == 0
+    try:
+        import torch.utils.tensorboard  # noqa: F401
+
+        assert (tmp_path / "run" / "tensorboard").is_dir()
+    except ImportError:
+        assert "tensorboard" in err
+
+
+# ----------------------------------------------------------------------------- real processes
+
+
+def _env(**extra):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    env.update(extra)
+    return env
+
+
+RESUME_ARGS = ["--data", "synthetic", "--synthetic-lines", "24", *TINY_FLAGS, "--batch-size", "8", "--max-len", "60",
+               "--max-steps", "100", "--eval-every", "25", "--checkpoint-steps", "10", "--checkpoint-every", "0",
+               "--kl-warmup-steps", "50", "--no-progress", "--seed", "7"]
+
+
+def _final_state(out: Path):
+    tensors, state = load_train_state(out)
+    return {k: v for k, v in tensors.items() if k.startswith(("model.", "best.", "optim."))}, state
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_finishes_exactly_like_an_uninterrupted_run(tmp_path):
+    cmd = [sys.executable, "-m", "vrnn.train"]
+    straight = tmp_path / "straight"
+    r = subprocess.run(cmd + RESUME_ARGS + ["--out", str(straight)], cwd=ROOT, env=_env(),
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(cmd + RESUME_ARGS + ["--out", str(killed)], cwd=ROOT, env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    step_at_kill = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            step_at_kill = json.loads((killed / "train_state.json").read_text())["step"]
+        except (OSError, ValueError, KeyError):
+            step_at_kill = 0
+        if step_at_kill >= 30:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 30 <= step_at_kill < 100
+
+    r = subprocess.run(cmd + ["--out", str(killed), "--resume", "--no-progress"], cwd=ROOT, env=_env(),
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "resuming at step" in r.stderr
+    a, sa = _final_state(straight)
+    b, sb = _final_state(killed)
+    assert sa["step"] == sb["step"] == 100 and sb["stop_reason"] == "max_steps"
+    assert sa["best_step"] == sb["best_step"] and sa["best_elbo"] == sb["best_elbo"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # the log has no duplicated lines from the steps redone after the kill
+    steps = [json.loads(x)["step"] for x in (killed / "metrics.jsonl").read_text().splitlines()
+             if json.loads(x)["kind"] == "train"]
+    assert steps == sorted(set(steps)) and steps[-1] == 100
+    import vrnn
+
+    assert vrnn.load_model(killed, device="cpu").card["resumed_with"]
+
+
+@pytest.mark.slow
+def test_torchrun_trains_with_two_cpu_processes(tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--rdzv-backend=c10d",
+           "--rdzv-endpoint=localhost:0", "-m", "vrnn.train",
+           "--data", "synthetic", "--synthetic-lines", "16", *TINY_FLAGS, "--batch-size", "4", "--max-len", "60",
+           "--max-steps", "8", "--eval-every", "4", "--no-progress", "--out", str(out)]
+    r = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    import vrnn
+
+    model = vrnn.load_model(out, device="cpu")
+    assert model.card["world_size"] == 2 and model.card["steps"] == 8
+    summaries = [x for x in (out / "metrics.jsonl").read_text().splitlines() if '"summary"' in x]
+    assert len(summaries) == 1  # only rank 0 writes
+    assert r.stdout.count("stopped: max_steps") == 1
