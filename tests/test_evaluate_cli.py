@@ -1,0 +1,105 @@
+"""`python -m vrnn.evaluate`: bounds per point and per sequence, VRNN and RNN alike, table or JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vrnn.datasets import load_eval_inks
+from vrnn.evaluate import main
+from vrnn.model import VRNNConfig
+from vrnn.train import TrainOptions, fit
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZES = dict(hidden=16, mixtures=2, x_features=8, z_features=8, mlp=16)
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """A tiny VRNN and a tiny RNN-GMM, trained a few steps on synthetic lines and saved."""
+    train = load_eval_inks("synthetic", split="train", synthetic_lines=8)
+    valid = load_eval_inks("synthetic", split="valid", synthetic_lines=2)
+    options = TrainOptions(max_steps=6, batch_size=8, max_len=60, eval_every=3, progress_bar=False)
+    dirs = {}
+    for kind, config in (("vrnn", VRNNConfig(latent=4, **SIZES)), ("rnn", VRNNConfig(model="rnn", **SIZES))):
+        model = fit(train, valid, config=config, options=options)
+        dirs[kind] = tmp_path_factory.mktemp(kind)
+        model.save(dirs[kind], card=model.card)
+    return dirs
+
+
+def run(args, capsys):
+    code = main([str(a) for a in args])
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def test_vrnn_json_has_both_bounds_per_point_and_per_sequence(checkpoints, capsys):
+    code, out, err = run(["--model", checkpoints["vrnn"], "--data", "synthetic", "--synthetic-lines", 3,
+                          "--importance-samples", 4, "--json"], capsys)
+    assert code == 0, err
+    r = json.loads(out)
+    assert r["model"] == "vrnn" and r["split"] == "test" and r["sequences"] == 3 and r["importance_samples"] == 4
+    for bound in ("elbo", "iwae"):
+        per_point, per_seq = r[f"{bound}_per_point"], r[f"{bound}_per_sequence"]
+        assert per_point < 0 and per_seq * r["sequences"] == pytest.approx(per_point * r["points"], rel=1e-6)
+    assert r["iwae_per_point"] >= r["elbo_per_point"] - 0.05  # K=4 samples of a tiny model: loose
+
+
+def test_rnn_reports_its_exact_likelihood_under_both_keys(checkpoints, capsys):
+    code, out, _ = run(["--model", checkpoints["rnn"], "--data", "synthetic", "--synthetic-lines", 3, "-k", 2,
+                        "--json"], capsys)
+    assert code == 0
+    r = json.loads(out)
+    assert r["model"] == "rnn" and r["iwae_per_point"] == r["elbo_per_point"]
+
+
+def test_table_output(checkpoints, capsys):
+    code, out, _ = run(["--model", checkpoints["vrnn"], "--data", "synthetic", "--synthetic-lines", 2, "-k", 2],
+                       capsys)
+    assert code == 0
+    lines = out.splitlines()
+    assert any(line.startswith("ELBO") for line in lines) and any(line.startswith("IWAE (K=2)") for line in lines)
+    assert "per point" in out and "per sequence" in out and "split test" in out
+
+
+def test_evaluates_real_uji_samples(checkpoints, capsys, uji_dir):
+    code, out, err = run(["--model", checkpoints["vrnn"], "--data", uji_dir / "slice_0.txt", "--json"], capsys)
+    assert code == 0, err
+    r = json.loads(out)
+    assert r["split"] == "all" and r["sequences"] > 0 and "iwae_per_point" not in r
+
+
+@pytest.mark.parametrize("which", ["data", "model"])
+def test_bad_inputs_exit_2_with_one_line(checkpoints, capsys, tmp_path, which):
+    bad = tmp_path / "nothing-here"
+    args = ["--model", bad if which == "model" else checkpoints["vrnn"],
+            "--data", bad if which == "data" else "synthetic", "--synthetic-lines", 1]
+    code, out, err = run(args, capsys)
+    assert code == 2 and not out
+    assert len(err.strip().splitlines()) == 1 and str(bad) in err
+
+
+def test_file_splits_follow_the_training_writer_split(tmp_path):
+    from vrnn.datasets import load_train_valid
+    from vrnn.formats import write_ink
+
+    inks = load_eval_inks("synthetic", split="train", synthetic_lines=12)
+    write_ink(inks, tmp_path / "lines.json")
+    train, valid = load_train_valid(str(tmp_path / "lines.json"))
+    held_out = load_eval_inks(str(tmp_path / "lines.json"), split="test")
+    assert [i.label for i in held_out] == [i.label for i in valid]
+    assert len(load_eval_inks(str(tmp_path / "lines.json"))) == 12
+
+
+@pytest.mark.slow
+def test_command_line_in_a_real_process(checkpoints):
+    r = subprocess.run([sys.executable, "-m", "vrnn.evaluate", "--model", str(checkpoints["rnn"]), "--data",
+                        "synthetic", "--synthetic-lines", "2", "--json"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["model"] == "rnn"
