@@ -9,6 +9,11 @@ time cursor shared by every view) and a :class:`Style` (normal or presentation).
 Ink is drawn y-down (the ink convention) with equal axis scales. Coordinates sent to
 the browser are rounded to 4 significant digits of the drawing's extent to keep
 payloads small.
+
+Speed: builders assemble plain ``data`` / ``layout`` dicts and make one
+``go.Figure`` at the end. Plotly's incremental ``add_trace`` / ``update_*`` calls and
+named templates validate and copy on every call (tens of ms per figure); the app
+rebuilds every view on each tick of the time slider, so that matters.
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 INK_COLOR = "#1f2937"
 PRIOR_COLOR = "#7c3aed"
@@ -31,6 +35,7 @@ PALETTE = ("#2563eb", "#ea580c", "#16a34a", "#c026d3", "#0891b2", "#ca8a04", "#d
 # Surprise (KL): pale slate for "expected" to deep red for "surprised".
 SURPRISE_SCALE = [[0.0, "#cbd5e1"], [0.35, "#fbbf24"], [0.7, "#f97316"], [1.0, "#b91c1c"]]
 KL_HEATMAP_SCALE = [[0.0, "#f8fafc"], [0.25, "#fde68a"], [0.6, "#f97316"], [1.0, "#7f1d1d"]]
+NO_LATENTS = "This model has no latent variables (RNN-GMM baseline)"
 
 
 @dataclass(frozen=True)
@@ -42,7 +47,6 @@ class Style:
     marker_size: float = 6.0
     cursor_size: float = 15.0
     height: int = 340
-    template: str = "plotly_white"
 
     @classmethod
     def presentation(cls) -> "Style":
@@ -53,6 +57,11 @@ class Style:
 
 
 DEFAULT_STYLE = Style()
+_AXIS = dict(gridcolor="#edf1f6", linecolor="#cbd5e1", zeroline=False, ticks="")
+#: A light template, kept tiny on purpose: plotly copies a named template (e.g.
+#: "plotly_white") into every figure, which costs ~30 ms each.
+TEMPLATE = dict(layout=dict(paper_bgcolor="white", plot_bgcolor="white", colorway=list(PALETTE),
+                            xaxis=_AXIS, yaxis=_AXIS, font=dict(color=INK_COLOR)))
 
 
 # ---------------------------------------------------------------- helpers
@@ -86,31 +95,75 @@ def _split_by_pen(points: np.ndarray, pen: np.ndarray) -> list[np.ndarray]:
     return [p for p in np.split(np.asarray(points), cuts) if len(p)]
 
 
-def _ink_axes(fig: go.Figure, row: int | None = None, col: int | None = None, anchor: str = "x") -> None:
+def _axis_name(kind: str, i: int) -> str:
+    """Layout key of the ``i``-th (0-based) x or y axis: ``xaxis``, ``xaxis2``, ..."""
+    return f"{kind}axis" if i == 0 else f"{kind}axis{i + 1}"
+
+
+def _axis_ref(kind: str, i: int) -> str:
+    """Trace reference of the ``i``-th axis: ``x``, ``x2``, ..."""
+    return kind if i == 0 else f"{kind}{i + 1}"
+
+
+def _ink_axes(i: int = 0, x_domain=None, y_domain=None) -> dict:
     """Equal scale, y down, no grid or ticks: ink is a drawing, not a chart."""
-    kw = {} if row is None else {"row": row, "col": col}
-    fig.update_xaxes(visible=False, constrain="domain", **kw)
-    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor=anchor, scaleratio=1, **kw)
+    x = dict(visible=False, constrain="domain", anchor=_axis_ref("y", i))
+    y = dict(visible=False, autorange="reversed", scaleanchor=_axis_ref("x", i), scaleratio=1,
+             anchor=_axis_ref("x", i))
+    if x_domain is not None:
+        x["domain"] = list(x_domain)
+    if y_domain is not None:
+        y["domain"] = list(y_domain)
+    return {_axis_name("x", i): x, _axis_name("y", i): y}
 
 
-def _base_layout(fig: go.Figure, style: Style, title: str | None = None, height: int | None = None,
-                 legend: bool = False) -> go.Figure:
+def _grid(rows: int, cols: int, hspace: float = 0.03, vspace: float = 0.05):
+    """Domains of a rows x cols grid, row-major from the top: list of (x_domain, y_domain)."""
+    w = (1.0 - hspace * (cols - 1)) / cols
+    h = (1.0 - vspace * (rows - 1)) / rows
+    cells = []
+    for r in range(rows):
+        top = 1.0 - r * (h + vspace)
+        for c in range(cols):
+            left = c * (w + hspace)
+            cells.append(((left, left + w), (max(0.0, top - h), top)))
+    return cells
+
+
+def _stacked_axes(rows: int, vspace: float, x_title: str | None = None) -> dict:
+    """Rows sharing one time axis: y axes stacked top to bottom, x axes matched to the bottom one."""
+    layout = {}
+    for r, (_, yd) in enumerate(_grid(rows, 1, vspace=vspace)):
+        last = r == rows - 1
+        layout[_axis_name("x", r)] = dict(anchor=_axis_ref("y", r), domain=[0.0, 1.0], showticklabels=last,
+                                          **({} if r == 0 else {"matches": "x"}),
+                                          **({"title": dict(text=x_title)} if last and x_title else {}))
+        layout[_axis_name("y", r)] = dict(anchor=_axis_ref("x", r), domain=list(yd))
+    return layout
+
+
+def _figure(data: list[dict], layout: dict, style: Style, title: str | None = None, height: int | None = None,
+            legend: bool = False, frames: list[dict] | None = None) -> go.Figure:
+    """One validated figure from plain dicts, with the shared look (title, legend band, fonts)."""
     # Title at the top left, legend in its own band under it: they never overlap.
     top = (style.font_size * 3 if title else 12) + (style.font_size * 2 if legend else 0)
-    fig.update_layout(
-        template=style.template,
+    base = dict(
+        template=TEMPLATE,
         height=height or style.height,
         font=dict(size=style.font_size, family="Inter, system-ui, sans-serif"),
         margin=dict(l=10, r=10, t=top, b=10),
-        title=dict(text=title, x=0.01, xanchor="left", y=1.0, yref="container", yanchor="top",
-                   pad=dict(t=style.font_size // 2), font=dict(size=style.font_size + 3)) if title else None,
         showlegend=legend,
         legend=dict(orientation="h", yanchor="bottom", y=1.01, xanchor="left", x=0.0),
         hovermode="closest",
-        plot_bgcolor="white",
-        paper_bgcolor="white",
     )
-    return fig
+    if title:
+        base["title"] = dict(text=title, x=0.01, xanchor="left", y=1.0, yref="container", yanchor="top",
+                             pad=dict(t=style.font_size // 2), font=dict(size=style.font_size + 3))
+    base.update(layout)
+    spec = {"data": data, "layout": base}
+    if frames:
+        spec["frames"] = frames
+    return go.Figure(spec)
 
 
 def ink_height(points: np.ndarray, style: Style, width_px: int = 620, extra: int = 0) -> int:
@@ -127,13 +180,17 @@ def color_for(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 
 
+def _rgba(hex_color: str, alpha: float) -> str:
+    h = hex_color.lstrip("#")
+    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
 def _empty(message: str, style: Style, title: str | None = None, height: int | None = None) -> go.Figure:
-    fig = go.Figure()
-    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
-                       font=dict(size=style.font_size + 1, color=MUTED))
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return _base_layout(fig, style, title, height)
+    layout = dict(xaxis=dict(visible=False), yaxis=dict(visible=False),
+                  annotations=[dict(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+                                    font=dict(size=style.font_size + 1, color=MUTED))])
+    return _figure([], layout, style, title, height)
 
 
 def _clip_step(step: int | None, T: int) -> int | None:
@@ -142,25 +199,49 @@ def _clip_step(step: int | None, T: int) -> int | None:
     return int(np.clip(step, 0, T - 1))
 
 
+def _time_cursor(step: int | None, n_axes: int = 1) -> list[dict]:
+    """Vertical lines at ``step`` across ``n_axes`` time panels (layout shapes)."""
+    if step is None:
+        return []
+    return [dict(type="line", x0=step, x1=step, y0=0, y1=1, xref=_axis_ref("x", i), yref=f"{_axis_ref('y', i)} domain",
+                 line=dict(color=CURSOR_COLOR, width=2)) for i in range(n_axes)]
+
+
+def _lines(x, y, color: str, width: float, name: str | None = None, **kw) -> dict:
+    trace = dict(type="scatter", x=x, y=y, mode="lines", line=dict(color=color, width=width), hoverinfo="skip",
+                 showlegend=name is not None)
+    if name is not None:
+        trace["name"] = name
+    trace.update(kw)
+    return trace
+
+
 # ---------------------------------------------------------------- ink
-def ink_figure(inks: Sequence, colors: Sequence[str] | None = None, names: Sequence[str] | None = None,
-               style: Style = DEFAULT_STYLE, title: str | None = None, height: int | None = None) -> go.Figure:
-    """Several inks in one drawing, each in its colour (default: the first in ink colour)."""
-    fig = go.Figure()
+def _ink_traces(inks: Sequence, colors: Sequence[str] | None, names: Sequence[str] | None,
+                style: Style) -> tuple[list[dict], np.ndarray]:
     pts = [i.points for i in inks if i.num_points]
     if not pts:
-        return _empty("No ink yet", style, title, height)
-    extent = _extent(np.concatenate(pts))
+        return [], np.zeros((0, 2))
+    all_pts = np.concatenate(pts)
+    extent = _extent(all_pts)
+    data = []
     for k, ink in enumerate(inks):
         if not ink.num_points:
             continue
         x, y = _polyline(ink.strokes, extent)
         color = colors[k] if colors else (INK_COLOR if k == 0 else color_for(k - 1))
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", line=dict(color=color, width=style.line_width),
-                                 name=names[k] if names else f"ink {k}", hoverinfo="skip"))
-    _ink_axes(fig)
-    height = height or ink_height(np.concatenate(pts), style, extra=40 if title or names else 0)
-    return _base_layout(fig, style, title, height, legend=bool(names))
+        data.append(_lines(x, y, color, style.line_width, names[k] if names else None))
+    return data, all_pts
+
+
+def ink_figure(inks: Sequence, colors: Sequence[str] | None = None, names: Sequence[str] | None = None,
+               style: Style = DEFAULT_STYLE, title: str | None = None, height: int | None = None) -> go.Figure:
+    """Several inks in one drawing, each in its colour (default: the first in ink colour)."""
+    data, all_pts = _ink_traces(inks, colors, names, style)
+    if not data:
+        return _empty("No ink yet", style, title, height)
+    height = height or ink_height(all_pts, style, extra=40 if title or names else 0)
+    return _figure(data, _ink_axes(), style, title, height, legend=bool(names))
 
 
 def continuations_figure(prefix, continuations: Sequence, layout: str = "overlay",
@@ -175,36 +256,36 @@ def continuations_figure(prefix, continuations: Sequence, layout: str = "overlay
         return _continuations_grid(prefix, continuations, style, title)
     names = ["prefix"] + [f"#{i + 1}" for i in range(len(continuations))]
     colors = [INK_COLOR] + [color_for(i) for i in range(len(continuations))]
-    fig = ink_figure([prefix, *continuations], colors=colors, names=names, style=style, title=title)
+    data, all_pts = _ink_traces([prefix, *continuations], colors, names, style)
+    if not data:
+        return _empty("No ink yet", style, title)
     if prefix.num_points:
-        end = prefix.end_point()
-        fig.add_trace(go.Scatter(x=[end[0]], y=[end[1]], mode="markers", name="prefix end", showlegend=False,
-                                 marker=dict(color="white", size=style.marker_size + 4,
-                                             line=dict(color=INK_COLOR, width=2)), hoverinfo="skip"))
-    return fig
+        end = _round(prefix.end_point(), _extent(all_pts))
+        data.append(dict(type="scatter", x=[end[0]], y=[end[1]], mode="markers", showlegend=False, hoverinfo="skip",
+                         marker=dict(color="white", size=style.marker_size + 4, line=dict(color=INK_COLOR, width=2))))
+    height = ink_height(all_pts, style, extra=40)
+    return _figure(data, _ink_axes(), style, title, height, legend=True)
 
 
 def _continuations_grid(prefix, continuations: Sequence, style: Style, title: str | None) -> go.Figure:
     n = len(continuations)
     cols = min(n, 4)
     rows = int(np.ceil(n / cols))
-    fig = make_subplots(rows=rows, cols=cols, horizontal_spacing=0.02, vertical_spacing=0.04,
-                        subplot_titles=[f"#{i + 1}" for i in range(n)])
     all_pts = [prefix.points] + [c.points for c in continuations]
     extent = _extent(np.concatenate([p for p in all_pts if len(p)]))
     px, py = _polyline(prefix.strokes, extent) if prefix.num_points else ([], [])
-    for i, cont in enumerate(continuations):
-        r, c = divmod(i, cols)
+    data, layout, notes = [], {}, []
+    for i, (cont, (xd, yd)) in enumerate(zip(continuations, _grid(rows, cols, 0.02, 0.06))):
         cx, cy = _polyline(cont.strokes, extent)
-        fig.add_trace(go.Scatter(x=px, y=py, mode="lines", hoverinfo="skip", showlegend=False,
-                                 line=dict(color=INK_COLOR, width=style.line_width * 0.8)), row=r + 1, col=c + 1)
-        fig.add_trace(go.Scatter(x=cx, y=cy, mode="lines", hoverinfo="skip", showlegend=False,
-                                 line=dict(color=color_for(i), width=style.line_width)), row=r + 1, col=c + 1)
-        axis = "x" if i == 0 else f"x{i + 1}"
-        _ink_axes(fig, row=r + 1, col=c + 1, anchor=axis)
-    fig.update_annotations(font=dict(size=style.font_size))
+        axes = dict(xaxis=_axis_ref("x", i), yaxis=_axis_ref("y", i))
+        data.append(_lines(px, py, INK_COLOR, style.line_width * 0.8, **axes))
+        data.append(_lines(cx, cy, color_for(i), style.line_width, **axes))
+        layout.update(_ink_axes(i, xd, yd))
+        notes.append(dict(text=f"#{i + 1}", x=(xd[0] + xd[1]) / 2, y=yd[1], xref="paper", yref="paper",
+                          showarrow=False, yanchor="bottom", font=dict(size=style.font_size, color=color_for(i))))
+    layout["annotations"] = notes
     per_row = style.height * (0.75 if cols > 2 else 1.0)
-    return _base_layout(fig, style, title, height=int(per_row * rows + (40 if title else 0)))
+    return _figure(data, layout, style, title, height=int(per_row * rows + (40 if title else 0)))
 
 
 # ---------------------------------------------------------------- pen replay
@@ -248,74 +329,66 @@ def replay_figure(prefix, continuations: Sequence, prefix_frames: int = 20, cont
         return _empty("Nothing to replay", style, title)
     all_pts = np.concatenate([i.points for i in [prefix, *continuations] if i.num_points])
     extent = _extent(all_pts)
-    fig = go.Figure()
-    appear: list[int] = []  # per chunk trace: the frame at which it appears
-
     prefix_chunks = _chunks(prefix.strokes, prefix_frames) if prefix.num_points else []
     cont_chunks = [_chunks(c.strokes, continuation_frames) for c in continuations]
     n_pf = len(prefix_chunks)
     n_frames = n_pf + (continuation_frames if continuations else 0)
 
-    def add_chunk(chunk: list[np.ndarray], color: str, width: float, frame: int) -> None:
-        if not chunk:
-            return
-        x, y = _polyline(chunk, extent)
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", visible=False, hoverinfo="skip", showlegend=False,
-                                 line=dict(color=color, width=width)))
-        appear.append(frame)
+    data: list[dict] = []
+    appear: list[int] = []  # per chunk trace: the frame at which it appears
+    for frame, chunk, color in ([(f, c, INK_COLOR) for f, c in enumerate(prefix_chunks)]
+                                + [(n_pf + f, c, color_for(i)) for i, chunks in enumerate(cont_chunks)
+                                   for f, c in enumerate(chunks)]):
+        if chunk:
+            x, y = _polyline(chunk, extent)
+            data.append(_lines(x, y, color, style.line_width))  # visible: drawn complete until played
+            appear.append(frame)
 
-    for f, chunk in enumerate(prefix_chunks):
-        add_chunk(chunk, INK_COLOR, style.line_width, f)
-    for i, chunks in enumerate(cont_chunks):
-        for f, chunk in enumerate(chunks):
-            add_chunk(chunk, color_for(i), style.line_width, n_pf + f)
-
-    def tip_positions(frame: int) -> tuple[list, list, list]:
-        xs, ys, cs = [], [], []
+    def tip(frame: int) -> dict:
+        """The pen tips at a frame: the prefix's, then one per continuation."""
         if frame < n_pf:
-            last = next((c[-1][-1] for c in reversed(prefix_chunks[:frame + 1]) if c), None)
-            if last is not None:
-                xs.append(last[0]); ys.append(last[1]); cs.append(INK_COLOR)
+            groups = [(prefix_chunks[: frame + 1], INK_COLOR)]
         else:
-            f = frame - n_pf
-            for i, chunks in enumerate(cont_chunks):
-                last = next((c[-1][-1] for c in reversed(chunks[:f + 1]) if c), None)
-                if last is not None:
-                    xs.append(last[0]); ys.append(last[1]); cs.append(color_for(i))
-        return _round(np.asarray(xs), extent).tolist(), _round(np.asarray(ys), extent).tolist(), cs
+            groups = [(chunks[: frame - n_pf + 1], color_for(i)) for i, chunks in enumerate(cont_chunks)]
+        xs, ys, cs = [], [], []
+        for chunks, color in groups:
+            last = next((c[-1][-1] for c in reversed(chunks) if c), None)
+            if last is not None:
+                xs.append(last[0])
+                ys.append(last[1])
+                cs.append(color)
+        return {"x": _round(np.asarray(xs), extent).tolist(), "y": _round(np.asarray(ys), extent).tolist(),
+                "marker": {"color": cs}}
 
-    n_chunk_traces = len(appear)
-    x0, y0, c0 = tip_positions(n_frames - 1)
-    fig.add_trace(go.Scatter(x=x0, y=y0, mode="markers", hoverinfo="skip", showlegend=False,
-                             marker=dict(size=style.marker_size + 3, color=c0, line=dict(color="white", width=1.5))))
-    tip_index = n_chunk_traces
+    n_chunk_traces = len(data)
+    end = tip(n_frames - 1)
+    data.append(dict(type="scatter", mode="markers", hoverinfo="skip", showlegend=False, x=end["x"], y=end["y"],
+                     marker=dict(size=style.marker_size + 3, color=end["marker"]["color"],
+                                 line=dict(color="white", width=1.5))))
     appear_arr = np.asarray(appear)
     frames = []
     for f in range(n_frames):
-        tx, ty, tc = tip_positions(f)
-        tip = {"x": tx, "y": ty, "marker": {"color": tc}}
         # Frame 0 resets every chunk; later frames only reveal what appears then (the replay
         # always plays from frame 0), so frames cost O(chunks), not O(frames x chunks).
-        shown = range(n_chunk_traces) if f == 0 else np.flatnonzero(appear_arr == f).tolist()
-        data = [{"visible": bool(appear_arr[i] <= f)} for i in shown] + [tip]
-        frames.append(go.Frame(data=data, traces=list(shown) + [tip_index], name=str(f)))
-    fig.frames = frames
-    # Start fully drawn so the static picture (and an export) shows the whole result.
-    for tr in fig.data[:n_chunk_traces]:
-        tr.visible = True
+        shown = list(range(n_chunk_traces)) if f == 0 else np.flatnonzero(appear_arr == f).tolist()
+        frame_data = [{"visible": bool(appear_arr[i] <= f)} for i in shown] + [tip(f)]
+        frames.append(dict(data=frame_data, traces=shown + [n_chunk_traces], name=str(f)))
 
     play = dict(label="▶ Replay", method="animate",
                 args=[None, {"frame": {"duration": frame_ms, "redraw": True}, "fromcurrent": False,
                              "transition": {"duration": 0}, "mode": "immediate"}])
     pause = dict(label="Pause", method="animate",
                  args=[[None], {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"}])
-    fig.update_layout(
-        updatemenus=[dict(type="buttons", direction="left", x=0.0, y=0.0, xanchor="left", yanchor="top",
-                          pad=dict(r=6, t=4), showactive=False, buttons=[play, pause],
-                          font=dict(size=style.font_size))],
-    )
-    _ink_axes(fig)
-    fig = _base_layout(fig, style, title, height=ink_height(all_pts, style, width_px=900))
+    layout = _ink_axes()
+    # Fixed ranges: autorange would zoom onto the few chunks visible in early frames.
+    lo, hi = all_pts.min(axis=0), all_pts.max(axis=0)
+    pad = 0.05 * extent
+    layout["xaxis"].update(range=[lo[0] - pad, hi[0] + pad], autorange=False)
+    layout["yaxis"].update(range=[hi[1] + pad, lo[1] - pad], autorange=False)
+    layout["updatemenus"] = [dict(type="buttons", direction="left", x=0.0, y=0.0, xanchor="left", yanchor="top",
+                                  pad=dict(r=6, t=4), showactive=False, buttons=[play, pause],
+                                  font=dict(size=style.font_size))]
+    fig = _figure(data, layout, style, title, height=ink_height(all_pts, style, width_px=900), frames=frames)
     fig.update_layout(margin=dict(b=style.font_size * 3))
     return fig
 
@@ -337,73 +410,52 @@ def kl_ink_figure(trace, step: int | None = None, style: Style = DEFAULT_STYLE, 
     if T == 0:
         return _empty("No steps", style, title, height)
     extent = _extent(pts)
-    fig = go.Figure()
     x, y = _polyline(_split_by_pen(pts, trace.pen), extent)
-    fig.add_trace(go.Scatter(x=x, y=y, mode="lines", hoverinfo="skip", showlegend=False,
-                             line=dict(color="#e2e8f0", width=style.line_width * 1.8)))
-    kl = np.asarray(trace.kl, dtype=np.float64)
+    kl = np.round(np.asarray(trace.kl, dtype=np.float64), 3)
     rp = _round(pts, extent)
-    fig.add_trace(go.Scatter(
-        x=rp[:, 0], y=rp[:, 1], mode="markers", showlegend=False,
-        marker=dict(size=style.marker_size + 1, color=np.round(kl, 3), colorscale=SURPRISE_SCALE, cmin=0,
-                    cmax=_robust_max(kl), line=dict(width=0),
-                    colorbar=dict(title=dict(text="KL<br>nats", side="top"), thickness=12, len=0.8)),
-        customdata=np.arange(T), hovertemplate="step %{customdata}<br>KL %{marker.color:.2f} nats<extra></extra>"))
-    _add_ink_cursor(fig, pts, extent, _clip_step(step, T), style)
-    _ink_axes(fig)
-    return _base_layout(fig, style, title, height or ink_height(pts, style, width_px=520, extra=40))
-
-
-def _add_ink_cursor(fig: go.Figure, pts: np.ndarray, extent: float, step: int | None, style: Style) -> None:
-    if step is None:
-        return
-    p = _round(pts[step], extent)
-    fig.add_trace(go.Scatter(x=[p[0]], y=[p[1]], mode="markers", showlegend=False, hoverinfo="skip",
-                             marker=dict(size=style.cursor_size, color="rgba(0,0,0,0)",
-                                         line=dict(color=CURSOR_COLOR, width=3))))
+    data = [
+        _lines(x, y, "#e2e8f0", style.line_width * 1.8),
+        dict(type="scatter", x=rp[:, 0], y=rp[:, 1], mode="markers", showlegend=False,
+             marker=dict(size=style.marker_size + 1, color=kl, colorscale=SURPRISE_SCALE, cmin=0,
+                         cmax=_robust_max(kl), line=dict(width=0),
+                         colorbar=dict(title=dict(text="KL<br>nats", side="top"), thickness=12, len=0.8)),
+             customdata=np.arange(T), hovertemplate="step %{customdata}<br>KL %{marker.color:.2f} nats<extra></extra>"),
+    ]
+    s = _clip_step(step, T)
+    if s is not None:
+        data.append(dict(type="scatter", x=[rp[s, 0]], y=[rp[s, 1]], mode="markers", showlegend=False,
+                         hoverinfo="skip", marker=dict(size=style.cursor_size, color="rgba(0,0,0,0)",
+                                                       line=dict(color=CURSOR_COLOR, width=3))))
+    return _figure(data, _ink_axes(), style, title, height or ink_height(pts, style, width_px=520, extra=40))
 
 
 def step_bars_figure(trace, step: int | None = None, style: Style = DEFAULT_STYLE, title: str | None = None) -> go.Figure:
     """KL per step (top) and NLL per step (bottom) as bars along time, nats; pen lifts marked."""
-    kl = np.asarray(trace.kl, dtype=np.float64)
-    nll = np.asarray(trace.nll, dtype=np.float64)
+    kl = np.round(np.asarray(trace.kl, dtype=np.float64), 3)
+    nll = np.round(np.asarray(trace.nll, dtype=np.float64), 3)
     T = len(kl)
     if T == 0:
         return _empty("No steps", style, title)
     t = np.arange(T)
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
-                        subplot_titles=("KL(q ‖ p) per step", "reconstruction NLL per step"))
-    fig.add_trace(go.Bar(x=t, y=np.round(kl, 3), marker=dict(color=np.round(kl, 3), colorscale=SURPRISE_SCALE,
-                                                          cmin=0, cmax=_robust_max(kl), line=dict(width=0)),
-                         hovertemplate="step %{x}<br>KL %{y:.2f} nats<extra></extra>", showlegend=False),
-                  row=1, col=1)
-    fig.add_trace(go.Bar(x=t, y=np.round(nll, 3), marker=dict(color="#64748b", line=dict(width=0)),
-                         hovertemplate="step %{x}<br>NLL %{y:.2f} nats<extra></extra>", showlegend=False),
-                  row=2, col=1)
+    data = [
+        dict(type="bar", x=t, y=kl, showlegend=False, xaxis="x", yaxis="y",
+             marker=dict(color=kl, colorscale=SURPRISE_SCALE, cmin=0, cmax=_robust_max(kl), line=dict(width=0)),
+             hovertemplate="step %{x}<br>KL %{y:.2f} nats<extra></extra>"),
+        dict(type="bar", x=t, y=nll, showlegend=False, xaxis="x2", yaxis="y2",
+             marker=dict(color="#64748b", line=dict(width=0)),
+             hovertemplate="step %{x}<br>NLL %{y:.2f} nats<extra></extra>"),
+    ]
     pen_steps = np.flatnonzero(np.asarray(trace.pen) > 0.5)
-    if len(pen_steps) and len(pen_steps) < 200:
+    if 0 < len(pen_steps) < 200:
         # pen lifts as faint ticks under the NLL axis: they explain the NLL spikes
-        fig.add_trace(go.Scatter(x=pen_steps, y=np.zeros(len(pen_steps)), mode="markers", showlegend=False,
-                                 marker=dict(symbol="triangle-up", size=style.marker_size, color=MUTED),
-                                 hovertemplate="pen up at step %{x}<extra></extra>"), row=2, col=1)
-    fig.update_layout(bargap=0.05)
-    fig.update_yaxes(title_text="nats", row=1, col=1)
-    fig.update_yaxes(title_text="nats", row=2, col=1)
-    fig.update_xaxes(title_text="step", row=2, col=1)
-    fig.update_annotations(font=dict(size=style.font_size))
-    _add_time_cursor(fig, _clip_step(step, T))
-    return _base_layout(fig, style, title, height=style.scaled_height(1.15))
-
-
-def _add_time_cursor(fig: go.Figure, step: int | None) -> None:
-    """A vertical line at ``step`` across every subplot (one layout shape per x axis)."""
-    if step is None:
-        return
-    axes = sorted({a.plotly_name for a in fig.select_xaxes()}) or ["xaxis"]
-    for name in axes:
-        suffix = name[len("xaxis"):]
-        fig.add_shape(type="line", x0=step, x1=step, y0=0, y1=1, xref=f"x{suffix}", yref=f"y{suffix} domain",
-                      line=dict(color=CURSOR_COLOR, width=2))
+        data.append(dict(type="scatter", x=pen_steps, y=np.zeros(len(pen_steps)), mode="markers", showlegend=False,
+                         xaxis="x2", yaxis="y2", hovertemplate="pen up at step %{x}<extra></extra>",
+                         marker=dict(symbol="triangle-up", size=style.marker_size, color=MUTED)))
+    layout = _stacked_axes(2, vspace=0.12, x_title="step")
+    layout["yaxis"]["title"] = dict(text="KL, nats")
+    layout["yaxis2"]["title"] = dict(text="NLL, nats")
+    layout.update(bargap=0.05, shapes=_time_cursor(_clip_step(step, T), 2))
+    return _figure(data, layout, style, title, height=style.scaled_height(1.15))
 
 
 # ---------------------------------------------------------------- latent dynamics
@@ -450,6 +502,11 @@ def _ellipses(center: np.ndarray, sigma: np.ndarray, W: np.ndarray, every: int, 
     return xs, ys
 
 
+def _has_latents(trace) -> bool:
+    mu = np.asarray(trace.post_mu)
+    return mu.ndim == 2 and mu.shape[1] > 0 and len(mu) > 0
+
+
 def latent_pca_figure(trace, step: int | None = None, style: Style = DEFAULT_STYLE, title: str | None = None,
                       max_ellipses: int = 40) -> go.Figure:
     """Prior and posterior paths of z in the plane of the posterior means' two principal components.
@@ -457,44 +514,36 @@ def latent_pca_figure(trace, step: int | None = None, style: Style = DEFAULT_STY
     Shaded ellipses are the projected 1-sigma regions (every few steps); the cursor
     marks the same step on both paths.
     """
+    if not _has_latents(trace):
+        return _empty(NO_LATENTS, style, title)
     post_mu = np.asarray(trace.post_mu, dtype=np.float64)
-    if post_mu.ndim != 2 or post_mu.shape[1] == 0 or len(post_mu) == 0:
-        return _empty("This model has no latent variables (RNN-GMM baseline)", style, title)
     T = len(post_mu)
     mean, W, ratio = pca_projection(post_mu)
     post = (post_mu - mean) @ W
     prior = (np.asarray(trace.prior_mu, dtype=np.float64) - mean) @ W
     every = max(1, int(np.ceil(T / max_ellipses)))
-    fig = go.Figure()
+    data = []
     for name, center, sigma, color in (("prior", prior, trace.prior_sigma, PRIOR_COLOR),
                                        ("posterior", post, trace.post_sigma, POSTERIOR_COLOR)):
         ex, ey = _ellipses(center, np.asarray(sigma), W, every)
-        fig.add_trace(go.Scatter(x=ex, y=ey, mode="lines", fill="toself", fillcolor=_rgba(color, 0.06),
-                                 line=dict(color=_rgba(color, 0.18), width=0.8), hoverinfo="skip",
-                                 name=f"{name} ±1σ", legendgroup=name, showlegend=False))
+        data.append(_lines(ex, ey, _rgba(color, 0.18), 0.8, fill="toself", fillcolor=_rgba(color, 0.06)))
     for name, center, color, dash in (("prior p(z_t | h_{t-1})", prior, PRIOR_COLOR, "dot"),
                                       ("posterior q(z_t | x_t, h_{t-1})", post, POSTERIOR_COLOR, "solid")):
         c = np.round(center, 4)
-        fig.add_trace(go.Scatter(x=c[:, 0], y=c[:, 1], mode="lines+markers", name=name,
-                                 line=dict(color=color, width=style.line_width * 0.7, dash=dash),
-                                 marker=dict(size=style.marker_size * 0.6, color=color),
-                                 customdata=np.arange(T), hovertemplate="step %{customdata}<extra>" + name.split()[0]
-                                 + "</extra>"))
+        data.append(dict(type="scatter", x=c[:, 0], y=c[:, 1], mode="lines+markers", name=name,
+                         line=dict(color=color, width=style.line_width * 0.7, dash=dash),
+                         marker=dict(size=style.marker_size * 0.6, color=color), customdata=np.arange(T),
+                         hovertemplate="step %{customdata}<extra>" + name.split()[0] + "</extra>"))
     s = _clip_step(step, T)
     if s is not None:
-        fig.add_trace(go.Scatter(x=[prior[s, 0], post[s, 0]], y=[prior[s, 1], post[s, 1]], mode="lines+markers",
-                                 showlegend=False, hoverinfo="skip", line=dict(color=CURSOR_COLOR, width=1.5),
-                                 marker=dict(size=style.cursor_size * 0.8, color=[PRIOR_COLOR, POSTERIOR_COLOR],
-                                             line=dict(color=CURSOR_COLOR, width=3))))
-    fig.update_xaxes(title_text=f"PC1 ({ratio[0]:.0%} of variance)", zeroline=False)
-    fig.update_yaxes(title_text=f"PC2 ({ratio[1]:.0%})", zeroline=False, scaleanchor="x", scaleratio=1)
-    return _base_layout(fig, style, title, height=style.scaled_height(1.15), legend=True)
-
-
-def _rgba(hex_color: str, alpha: float) -> str:
-    h = hex_color.lstrip("#")
-    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
-    return f"rgba({r},{g},{b},{alpha})"
+        data.append(dict(type="scatter", x=[prior[s, 0], post[s, 0]], y=[prior[s, 1], post[s, 1]],
+                         mode="lines+markers", showlegend=False, hoverinfo="skip",
+                         line=dict(color=CURSOR_COLOR, width=1.5),
+                         marker=dict(size=style.cursor_size * 0.8, color=[PRIOR_COLOR, POSTERIOR_COLOR],
+                                     line=dict(color=CURSOR_COLOR, width=3))))
+    layout = dict(xaxis=dict(title=dict(text=f"PC1 ({ratio[0]:.0%} of variance)")),
+                  yaxis=dict(title=dict(text=f"PC2 ({ratio[1]:.0%})"), scaleanchor="x", scaleratio=1))
+    return _figure(data, layout, style, title, height=style.scaled_height(1.15), legend=True)
 
 
 def active_dims(kl_dims: np.ndarray, k: int) -> np.ndarray:
@@ -513,54 +562,49 @@ def latent_dims_figure(trace, step: int | None = None, max_dims: int = 6, style:
     With more than ``max_dims`` dimensions the most active ones (largest mean KL) are
     shown; series longer than ``max_points`` steps are subsampled (the cursor is exact).
     """
-    post_mu = np.asarray(trace.post_mu, dtype=np.float64)
-    if post_mu.ndim != 2 or post_mu.shape[1] == 0 or len(post_mu) == 0:
-        return _empty("This model has no latent variables (RNN-GMM baseline)", style, title)
-    T, Z = post_mu.shape
+    if not _has_latents(trace):
+        return _empty(NO_LATENTS, style, title)
+    T, Z = np.asarray(trace.post_mu).shape
     dims = active_dims(trace.kl_dims, max_dims) if Z > max_dims else np.arange(Z)
-    fig = make_subplots(rows=len(dims), cols=1, shared_xaxes=True, vertical_spacing=0.025)
     t = np.arange(0, T, max(1, int(np.ceil(T / max_points))))  # long inks: every k-th step is plenty
     t_band = np.concatenate([t, t[::-1]])
-    for r, d in enumerate(dims, start=1):
+    data = []
+    layout = _stacked_axes(len(dims), vspace=0.025 if len(dims) > 3 else 0.05, x_title="step")
+    for r, d in enumerate(dims):
+        axes = dict(xaxis=_axis_ref("x", r), yaxis=_axis_ref("y", r))
         for name, mu, sigma, color, dash in (
                 ("prior", trace.prior_mu, trace.prior_sigma, PRIOR_COLOR, "dot"),
                 ("posterior", trace.post_mu, trace.post_sigma, POSTERIOR_COLOR, "solid")):
             m = np.asarray(mu, dtype=np.float64)[t, d]
             s = np.asarray(sigma, dtype=np.float64)[t, d]
             band = np.round(np.concatenate([m + s, (m - s)[::-1]]), 3)
-            fig.add_trace(go.Scatter(x=t_band, y=band, fill="toself", fillcolor=_rgba(color, 0.15),
-                                     line=dict(width=0), hoverinfo="skip", showlegend=False, legendgroup=name),
-                          row=r, col=1)
-            fig.add_trace(go.Scatter(x=t, y=np.round(m, 3), mode="lines", name=f"{name} mean ± σ",
-                                     line=dict(color=color, width=style.line_width * 0.6, dash=dash),
-                                     legendgroup=name, showlegend=bool(r == 1),
-                                     hovertemplate=f"z{d + 1} {name}<br>step %{{x}}: %{{y:.2f}}<extra></extra>"),
-                          row=r, col=1)
-        fig.update_yaxes(title_text=f"z{d + 1}", row=r, col=1, zeroline=False, nticks=3,
-                         title_font=dict(size=style.font_size))
-    fig.update_xaxes(title_text="step", row=len(dims), col=1)
-    _add_time_cursor(fig, _clip_step(step, T))
+            data.append(_lines(t_band, band, "rgba(0,0,0,0)", 0, fill="toself", fillcolor=_rgba(color, 0.15),
+                               legendgroup=name, **axes))
+            data.append(dict(type="scatter", x=t, y=np.round(m, 3), mode="lines", name=f"{name} mean ± σ",
+                             line=dict(color=color, width=style.line_width * 0.6, dash=dash), legendgroup=name,
+                             showlegend=r == 0, hovertemplate=f"z{d + 1} {name}<br>step %{{x}}: %{{y:.2f}}<extra></extra>",
+                             **axes))
+        layout[_axis_name("y", r)].update(title=dict(text=f"z{d + 1}", font=dict(size=style.font_size)), nticks=3)
+    layout["shapes"] = _time_cursor(_clip_step(step, T), len(dims))
     height = max(style.height, int(style.height * 0.32 * len(dims)) + 60)
-    return _base_layout(fig, style, title, height=height, legend=True)
+    return _figure(data, layout, style, title, height=height, legend=True)
 
 
 def kl_heatmap_figure(trace, step: int | None = None, style: Style = DEFAULT_STYLE,
                       title: str | None = None) -> go.Figure:
     """Time x latent dimension heatmap of per-dimension KL: which units are active, and when."""
+    if not _has_latents(trace):
+        return _empty(NO_LATENTS, style, title)
     kl_dims = np.asarray(trace.kl_dims, dtype=np.float64)
-    if kl_dims.ndim != 2 or kl_dims.shape[1] == 0 or len(kl_dims) == 0:
-        return _empty("This model has no latent variables (RNN-GMM baseline)", style, title)
     T, Z = kl_dims.shape
-    fig = go.Figure(go.Heatmap(
-        z=np.round(kl_dims.T, 3), x=np.arange(T), y=[f"z{d + 1}" for d in range(Z)],
-        colorscale=KL_HEATMAP_SCALE, zmin=0, zmax=_robust_max(kl_dims),
-        colorbar=dict(title=dict(text="nats", side="top"), thickness=12),
-        hovertemplate="step %{x}, %{y}<br>KL %{z:.3f} nats<extra></extra>"))
-    fig.update_xaxes(title_text="step")
-    fig.update_yaxes(autorange="reversed", title_text="latent unit")
-    _add_time_cursor(fig, _clip_step(step, T))
+    data = [dict(type="heatmap", z=np.round(kl_dims.T, 3), x=np.arange(T), y=[f"z{d + 1}" for d in range(Z)],
+                 colorscale=KL_HEATMAP_SCALE, zmin=0, zmax=_robust_max(kl_dims),
+                 colorbar=dict(title=dict(text="nats", side="top"), thickness=12),
+                 hovertemplate="step %{x}, %{y}<br>KL %{z:.3f} nats<extra></extra>")]
+    layout = dict(xaxis=dict(title=dict(text="step")), yaxis=dict(autorange="reversed", title=dict(text="latent unit")),
+                  shapes=_time_cursor(_clip_step(step, T)))
     height = int(min(max(style.height * 0.7, 26 * Z + 120), style.height * 1.6))
-    return _base_layout(fig, style, title, height=height)
+    return _figure(data, layout, style, title, height=height)
 
 
 # ---------------------------------------------------------------- samples, training, comparison
@@ -572,14 +616,12 @@ def samples_figure(inks: Sequence, style: Style = DEFAULT_STYLE, title: str | No
         return _empty("No samples", style, title)
     cols = max(1, min(cols, len(inks)))
     rows = int(np.ceil(len(inks) / cols))
-    fig = make_subplots(rows=rows, cols=cols, horizontal_spacing=0.03, vertical_spacing=0.05)
-    for i, ink in enumerate(inks):
-        r, c = divmod(i, cols)
+    data, layout = [], {}
+    for i, (ink, (xd, yd)) in enumerate(zip(inks, _grid(rows, cols, 0.03, 0.05))):
         x, y = _polyline(ink.strokes, _extent(ink.points))
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", hoverinfo="skip", showlegend=False,
-                                 line=dict(color=color_for(i), width=style.line_width)), row=r + 1, col=c + 1)
-        _ink_axes(fig, row=r + 1, col=c + 1, anchor="x" if i == 0 else f"x{i + 1}")
-    return _base_layout(fig, style, title, height=int(style.height * 0.6 * rows) + (40 if title else 10))
+        data.append(_lines(x, y, color_for(i), style.line_width, xaxis=_axis_ref("x", i), yaxis=_axis_ref("y", i)))
+        layout.update(_ink_axes(i, xd, yd))
+    return _figure(data, layout, style, title, height=int(style.height * 0.6 * rows) + (40 if title else 10))
 
 
 TRAINING_SERIES = (("loss", "training loss (−ELBO / point)", INK_COLOR),
@@ -590,21 +632,21 @@ TRAINING_SERIES = (("loss", "training loss (−ELBO / point)", INK_COLOR),
 
 def training_curves_figure(history: Sequence[dict], style: Style = DEFAULT_STYLE,
                            title: str | None = None) -> go.Figure:
-    """Live training curves from the progress dicts of :func:`vrnn.train.fit` (nats per point)."""
-    fig = go.Figure()
+    """Live training curves from the progress reports of :func:`vrnn.train.fit` (nats per point)."""
+    data = []
     for key, label, color in TRAINING_SERIES:
         pts = [(h["step"], h[key]) for h in history
                if h.get(key) is not None and "step" in h and np.isfinite(h[key])]
         if not pts:
             continue
         x, y = zip(*pts)
-        fig.add_trace(go.Scatter(x=list(x), y=np.round(y, 4), mode="lines+markers" if key == "valid_elbo" else "lines",
-                                 name=label, line=dict(color=color, width=style.line_width * 0.7)))
-    if not fig.data:
+        data.append(dict(type="scatter", x=list(x), y=np.round(y, 4), name=label,
+                         mode="lines+markers" if key == "valid_elbo" else "lines",
+                         line=dict(color=color, width=style.line_width * 0.7)))
+    if not data:
         return _empty("Waiting for the first training steps…", style, title, height=style.scaled_height(0.8))
-    fig.update_xaxes(title_text="step")
-    fig.update_yaxes(title_text="nats per point")
-    return _base_layout(fig, style, title, height=style.scaled_height(0.9), legend=True)
+    layout = dict(xaxis=dict(title=dict(text="step")), yaxis=dict(title=dict(text="nats per point")))
+    return _figure(data, layout, style, title, height=style.scaled_height(0.9), legend=True)
 
 
 def comparison_figure(rows: Sequence[dict], style: Style = DEFAULT_STYLE, title: str | None = None) -> go.Figure:
@@ -616,34 +658,31 @@ def comparison_figure(rows: Sequence[dict], style: Style = DEFAULT_STYLE, title:
     if not rows:
         return _empty("Nothing to compare", style, title)
     measures = list(dict.fromkeys(r["measure"] for r in rows))
-    colors = {m: c for m, c in zip(measures, (POSTERIOR_COLOR, PRIOR_COLOR, "#64748b", "#ea580c"))}
-    fig = go.Figure()
+    colors = dict(zip(measures, (POSTERIOR_COLOR, PRIOR_COLOR, "#64748b", "#ea580c")))
+    data = []
     for m in measures:
         sel = [r for r in rows if r["measure"] == m]
-        fig.add_trace(go.Bar(x=[r["model"] for r in sel], y=[round(float(r["value"]), 4) for r in sel], name=m,
-                             marker_color=colors.get(m, MUTED), text=[f"{float(r['value']):.3f}" for r in sel],
-                             textposition="outside", cliponaxis=False,
-                             hovertemplate="%{x}<br>" + m + ": %{y:.3f} nats/point<extra></extra>"))
-    fig.update_layout(barmode="group")
-    fig.update_yaxes(title_text="nats per point")
-    return _base_layout(fig, style, title, height=style.scaled_height(1.0), legend=True)
+        data.append(dict(type="bar", x=[r["model"] for r in sel], y=[round(float(r["value"]), 4) for r in sel],
+                         name=m, marker=dict(color=colors.get(m, MUTED)),
+                         text=[f"{float(r['value']):.3f}" for r in sel], textposition="outside", cliponaxis=False,
+                         hovertemplate="%{x}<br>" + m + ": %{y:.3f} nats/point<extra></extra>"))
+    layout = dict(barmode="group", yaxis=dict(title=dict(text="nats per point")))
+    return _figure(data, layout, style, title, height=style.scaled_height(1.0), legend=True)
 
 
 def per_step_comparison_figure(curves: dict[str, np.ndarray], step: int | None = None, style: Style = DEFAULT_STYLE,
                                title: str | None = None) -> go.Figure:
     """Negative log-likelihood (bound) per step of several models along the same ink."""
-    fig = go.Figure()
     colors = (POSTERIOR_COLOR, "#64748b", PRIOR_COLOR, "#ea580c")
+    data = []
     T = 0
     for i, (name, values) in enumerate(curves.items()):
         v = np.asarray(values, dtype=np.float64)
         T = max(T, len(v))
-        fig.add_trace(go.Scatter(x=np.arange(len(v)), y=np.round(v, 3), mode="lines", name=name,
-                                 line=dict(color=colors[i % len(colors)], width=style.line_width * 0.6)))
-    if not fig.data:
+        data.append(dict(type="scatter", x=np.arange(len(v)), y=np.round(v, 3), mode="lines", name=name,
+                         line=dict(color=colors[i % len(colors)], width=style.line_width * 0.6)))
+    if not data:
         return _empty("Nothing to compare", style, title)
-    fig.update_xaxes(title_text="step")
-    fig.update_yaxes(title_text="nats (lower is better)")
-    _add_time_cursor(fig, _clip_step(step, T))
-    return _base_layout(fig, style, title, height=style.scaled_height(0.9), legend=True)
-
+    layout = dict(xaxis=dict(title=dict(text="step")), yaxis=dict(title=dict(text="nats (lower is better)")),
+                  shapes=_time_cursor(_clip_step(step, T)))
+    return _figure(data, layout, style, title, height=style.scaled_height(0.9), legend=True)

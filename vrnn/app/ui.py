@@ -9,6 +9,7 @@ shared read-only by every session.
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import streamlit as st
@@ -274,4 +275,7 @@ def main() -> None:
     with tabs[5]:
         if tabs[5].open:
             panels.export_tab(ink, conts, trace, service, style, trace_seed) if ink is not None else panels.need_ink()
-    st.session_state["last_run_ms"] = (time.perf_counter() - t0) * 1000
+    elapsed_ms = (time.perf_counter() - t0) * 1000
+    st.session_state["last_run_ms"] = elapsed_ms
+    if os.environ.get("VRNN_APP_TIMING"):
+        print(f"vrnn-app run {elapsed_ms:.0f} ms", file=sys.stderr, flush=True)
