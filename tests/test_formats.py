@@ -23,6 +23,7 @@ from vrnn.formats import (
     detect_format,
     ink_to_json_bytes,
     ink_to_svg,
+    inkml,
     read_ink,
     write_ink,
 )
@@ -271,6 +272,8 @@ PICKLE_CASES = [
     (b"ccollections\nOrderedDict\n)R.", "refused"),
     (b"cbuiltins\neval\n(S'1'\ntR.", "refused"),
     (b"\x80\x04", "refused pickle"),  # truncated
+    # memo index 2**30: CPython's C unpickler would grow its memo array to 8 GiB here
+    (b"\x80\x02K\x01r\x00\x00\x00\x40.", "a pickled int, not a numeric array"),
 ]
 
 
@@ -386,6 +389,11 @@ BAD_INPUTS = [
         "iam",
         "Point without x or y",
     ),
+    (
+        b'<WhiteboardCaptureSession><StrokeSet><Point x="1" y="1"/></StrokeSet></WhiteboardCaptureSession>',
+        "iam",
+        "Point outside a Stroke",
+    ),
     (b"<ink><trace>1 2, 3</trace></ink>", "inkml", "trace 1: point 2 has 1 values for 2 channels"),
     (b"<ink><trace>  </trace></ink>", "inkml", "trace 1: empty trace"),
     (b'<ink><trace>1 2, "3 "4</trace></ink>', "inkml", "second difference in channel X needs two"),
@@ -397,6 +405,13 @@ BAD_INPUTS = [
     (b'<ink><trace contextRef="#nope">1 2</trace></ink>', "inkml", "cannot resolve '#nope'"),
     (b'<ink><traceFormat><channel name="X"/></traceFormat><trace>1</trace></ink>', "inkml", "needs regular channels"),
     (b"<ink><annotation>no traces</annotation></ink>", "inkml", "no pen-down trace"),
+    (
+        b'<ink><definitions><context xml:id="a" contextRef="#b"/><context xml:id="b" contextRef="#a"/>'
+        b'</definitions><trace contextRef="#a">1 2</trace></ink>',
+        "inkml",
+        "context: reference chain too long or circular",
+    ),
+    (b'<ink><traceFormat xml:id="f" href="#f"/><trace>1 2</trace></ink>', "inkml", "circular"),
     (b'{"drawing": [[[1, 2], [3]]]}', "ndjson", "line 1, stroke 1: coordinate lists of different lengths"),
     (b'{"drawing": [[[], []]]}', "ndjson", "line 1, stroke 1: empty stroke"),
     (b'{"drawing": [[["a"], ["b"]]]}', "ndjson", "coordinates must be numbers"),
@@ -453,6 +468,13 @@ def test_xml_entities_are_refused(document, root, fmt):
     with pytest.raises(InkFormatError) as excinfo:
         read_ink(data, name="bomb.xml")
     assert "entity declarations are refused" in message_of(excinfo)
+
+
+def test_xml_element_count_is_bounded(monkeypatch):
+    monkeypatch.setattr(inkml, "_MAX_ELEMENTS", 50)
+    with pytest.raises(InkFormatError, match="x.inkml: XML: more than 50 elements"):
+        read_ink(b"<ink>" + b"<a/>" * 60 + b"<trace>1 2</trace></ink>", name="x.inkml")
+    assert len(read_ink(b"<ink>" + b"<a/>" * 40 + b"<trace>1 2</trace></ink>")) == 1
 
 
 @pytest.mark.parametrize("fmt", READ_FORMATS)
@@ -538,6 +560,8 @@ def test_json_round_trip_is_bit_exact(tmp_path):
             assert (got.label, got.writer) == (want.label, want.writer)
     assert back[0].meta == {"split": "train", "index": 3, "ok": True}
     assert read_ink(ink_to_json_bytes([])) == []
+    (odd,) = read_ink(ink_to_json_bytes(Ink(strokes=[np.zeros((1, 2))], label="\ud800 lone surrogate")))
+    assert odd.label == "\ud800 lone surrogate"
     assert not list(tmp_path.glob(".*.tmp"))  # the atomic write left nothing behind
 
 

@@ -37,14 +37,27 @@ def xml_errors(src: Source) -> Iterator[None]:
         raise src.error("XML", "external references are refused") from None
     except defusedxml.DefusedXmlException as exc:
         raise src.error("XML", f"refused: {type(exc).__name__}") from None
+    except LookupError as exc:  # an encoding name Python does not know
+        raise src.error("XML", f"unsupported encoding: {exc}") from None
     except ParseError as exc:
         raise src.error("XML", f"not well-formed: {exc}") from None
 
 
-def parse_xml(data: bytes, src: Source) -> Element:
-    """The root element of ``data``."""
-    with xml_errors(src):
-        return safe_et.fromstring(data, **_SAFE)
+def parse_xml(data: bytes, src: Source, max_elements: int) -> Element:
+    """The root element of ``data``, refusing documents of more than ``max_elements`` elements.
+
+    A tree costs ~100 bytes per element, so ``<a/><a/>...`` would otherwise
+    turn 50 MB of XML into gigabytes of memory.
+    """
+    root = None
+    for count, (_, element) in enumerate(iterparse_xml(data, src, events=("start",)), 1):
+        if root is None:
+            root = element
+        if count > max_elements:
+            raise src.error("XML", f"more than {max_elements:,} elements")
+    if root is None:  # expat has already refused an empty document; keep the type checker honest
+        raise src.error("XML", "no root element")
+    return root
 
 
 def iterparse_xml(data: bytes, src: Source, events=("start", "end")) -> Iterator[tuple[str, Element]]:

@@ -16,11 +16,13 @@ none has; a mix is an error. The writer comes from ``<Form writerID=...>`` in
 the ``original`` IAM files when present. A ``Stroke`` with no ``Point`` is an
 error.
 
-Parsed incrementally (each finished stroke is cleared), so memory follows the
-points kept, not the size of the XML tree.
+Parsed incrementally (each finished element is dropped), so memory follows
+the points kept, not the size of the XML tree.
 """
 
 from __future__ import annotations
+
+from xml.etree.ElementTree import Element
 
 import numpy as np
 
@@ -38,40 +40,56 @@ def read_iam(data: bytes, src: Source) -> list[Ink]:
     writer: str | None = None
     coords: list[str] = []  # x, y, x, y, ... of the open stroke
     stamps: list[str] = []
-    root_checked = False
+    in_stroke = False
+    open_elements: list[Element] = []
     for event, element in iterparse_xml(data, src):
-        tag = local_name(element.tag)
+        tag = element.tag
+        if "}" in tag:
+            tag = local_name(tag)
         if event == "start":
-            if not root_checked:
+            open_elements.append(element)
+            if len(open_elements) == 1:
                 if tag != "WhiteboardCaptureSession":
                     raise src.error("XML", f"root element is <{tag}>, not <WhiteboardCaptureSession>")
-                root_checked = True
-            if tag == "Stroke":
-                coords, stamps = [], []
+            elif tag == "Stroke":
+                if in_stroke:
+                    raise src.error(f"Stroke {len(strokes) + 1}", "Stroke inside a Stroke")
+                in_stroke, coords, stamps = True, [], []
             continue
+        # A finished element is detached from its parent (always its only finished child),
+        # so memory follows the open elements and the current stroke, not the whole file.
+        open_elements.pop()
+        if open_elements:
+            open_elements[-1].remove(element)
         if tag == "Point":
-            where = f"Stroke {len(strokes) + 1}, Point {len(coords) // 2 + 1}"
             x, y, t = element.get("x"), element.get("y"), element.get("time")
-            if x is None or y is None:
-                raise src.error(where, "Point without x or y attribute")
-            if timed is None:
-                timed = t is not None
-            elif timed != (t is not None):
-                raise src.error(where, "some Points have a time attribute and some do not")
+            if x is None or y is None or not in_stroke or timed is not None and timed != (t is not None):
+                raise src.error(
+                    f"Stroke {len(strokes) + 1}, Point {len(coords) // 2 + 1}", _point_problem(x, y, t, in_stroke)
+                )
+            timed = t is not None
             coords += (x, y)
-            if t is not None:
+            if timed:
                 stamps.append(t)
-            src.add_points(1, where)
         elif tag == "Stroke":
             where = f"Stroke {len(strokes) + 1}"
             if not coords:
                 raise src.error(where, "empty stroke (no Point)")
+            src.add_points(len(coords) // 2, where)
             strokes.append(parse_floats(src, where, coords).reshape(-1, 2))
             if stamps:
                 times.append(parse_floats(src, where, stamps))
-            element.clear()  # the stroke's points are now in arrays
+            in_stroke = False
         elif tag == "Form" and element.get("writerID"):
             writer = element.get("writerID")
     if not strokes:
         raise src.error("StrokeSet", "no Stroke elements")
     return [src.make_ink("StrokeSet", strokes, times=times if timed else None, writer=writer)]
+
+
+def _point_problem(x: str | None, y: str | None, t: str | None, in_stroke: bool) -> str:
+    if not in_stroke:
+        return "Point outside a Stroke"
+    if x is None or y is None:
+        return "Point without x or y attribute"
+    return "some Points have a time attribute and some do not"

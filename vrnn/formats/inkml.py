@@ -22,7 +22,8 @@ What is read:
   document's for the flat traces) and ``<annotation type="writer">`` ``writer``.
 - ``times`` is set when every trace of an ink has ``T``, else ``None``.
 
-Refused with :class:`~vrnn.ink.InkFormatError`: empty traces, a point with the
+Refused with :class:`~vrnn.ink.InkFormatError`: more than 500,000 XML
+elements (a tree costs memory per element), empty traces, a point with the
 wrong number of values, ``T``/``F``/``*``/``?`` values in ``X``/``Y``/``T``, a
 difference with too few previous points, NaN/inf, unresolvable references.
 """
@@ -44,6 +45,8 @@ _XML_ID = "{http://www.w3.org/XML/1998/namespace}id"
 _TIME_SCALES = {"s": 1.0, "sec": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6}
 _DEFAULT_TIME_SCALE = 1e-3
 _MAX_REFERENCE_CHAIN = 16
+_MAX_CHANNELS = 64
+_MAX_ELEMENTS = 500_000  # XML elements per document (traces hold their points as text)
 # One value: optional difference prefix, then a number or one of the symbolic values.
 _VALUE = re.compile(r"""([!'"]?)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[TF*?])|(,)""")
 _PLAIN_TRACE = re.compile(r"[^\d\s.,eE+\-]")  # anything else needs the slow path
@@ -66,7 +69,7 @@ DEFAULT_FORMAT = TraceFormat(("X", "Y"))
 
 def read_inkml(data: bytes, src: Source) -> list[Ink]:
     """Parse an InkML document into inks (see the module docstring for the grouping)."""
-    root = parse_xml(data, src)
+    root = parse_xml(data, src, _MAX_ELEMENTS)
     if local_name(root.tag) != "ink":
         raise src.error("XML", f"root element is <{local_name(root.tag)}>, not <ink>")
     return _Document(root, src).inks()
@@ -92,6 +95,8 @@ class _Document:
         self.src = src
         self.formats: dict[str, Element] = {}
         self.contexts: dict[str, Element] = {}
+        # Resolved formats by element: every trace may name the same context, so resolve each once.
+        self._resolved: dict[int, TraceFormat | None] = {}
         for element in root.iter():
             tag = local_name(element.tag)
             ident = _element_id(element)
@@ -108,6 +113,12 @@ class _Document:
 
     def trace_format(self, element: Element) -> TraceFormat:
         """The channels a ``<traceFormat>`` declares (following ``href`` references)."""
+        key = id(element)
+        if key not in self._resolved:
+            self._resolved[key] = self._trace_format(element)
+        return self._resolved[key]
+
+    def _trace_format(self, element: Element) -> TraceFormat:
         for _ in range(_MAX_REFERENCE_CHAIN):
             href = element.get("href")
             if href is None:
@@ -129,12 +140,20 @@ class _Document:
                     if units not in _TIME_SCALES:
                         raise self.src.error("traceFormat", f"unknown time units {snippet(units)}")
                     time_scale = _TIME_SCALES[units]
+        if len(regular) + len(intermittent) > _MAX_CHANNELS:
+            raise self.src.error("traceFormat", f"more than {_MAX_CHANNELS} channels")
         if "X" not in regular or "Y" not in regular:
             raise self.src.error("traceFormat", f"needs regular channels X and Y, has {snippet(regular)}")
         return TraceFormat(tuple(regular), tuple(intermittent), time_scale)
 
     def context_format(self, context: Element) -> TraceFormat | None:
         """The trace format a ``<context>`` sets, or ``None`` when it sets none."""
+        key = id(context)
+        if key not in self._resolved:
+            self._resolved[key] = self._context_format(context)
+        return self._resolved[key]
+
+    def _context_format(self, context: Element) -> TraceFormat | None:
         for _ in range(_MAX_REFERENCE_CHAIN):
             for child in context:
                 if local_name(child.tag) == "traceFormat":

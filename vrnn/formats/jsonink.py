@@ -74,10 +74,17 @@ def ink_to_json_bytes(inks: list[Ink] | Ink) -> bytes:
     """``inks`` as a UTF-8 ``vrnn-ink`` JSON document (exact round trip through ``read_ink``)."""
     if isinstance(inks, Ink):
         inks = [inks]
-    records = [json.dumps(_ink_record(ink), ensure_ascii=False, allow_nan=False, separators=(",", ":")) for ink in inks]
+    records = [_ink_record(ink) for ink in inks]
+    try:
+        return _document(records, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate in a label (JSON can carry one): escape everything
+        return _document(records, ensure_ascii=True).encode("ascii")
+
+
+def _document(records: list[dict], *, ensure_ascii: bool) -> str:
+    lines = [json.dumps(r, ensure_ascii=ensure_ascii, allow_nan=False, separators=(",", ":")) for r in records]
     head = f'{{"format":"{FORMAT_NAME}","version":{VERSION},"inks":['
-    body = ",\n".join(records)
-    return (head + ("\n" + body + "\n" if records else "") + "]}\n").encode("utf-8")
+    return head + ("\n" + ",\n".join(lines) + "\n" if lines else "") + "]}\n"
 
 
 # ------------------------------------------------------------------ reading

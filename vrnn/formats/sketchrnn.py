@@ -29,6 +29,7 @@ import io
 import math
 import pickle
 import re
+import warnings
 import zipfile
 from pathlib import PurePath
 
@@ -132,11 +133,14 @@ class RefusedGlobal(pickle.UnpicklingError):
     """A pickle named a global outside the numeric-array whitelist."""
 
 
-class RestrictedUnpickler(pickle.Unpickler):
+class RestrictedUnpickler(pickle._Unpickler):
     """Unpickles numpy array pickles into inert stubs; every other global is refused, uncalled.
 
     The stand-ins have no ``__dict__`` and no settable slots, so a pickle's
-    ``BUILD`` cannot change them between loads.
+    ``BUILD`` cannot change them between loads. This is the pure-Python
+    unpickler on purpose: CPython's C one keeps its memo in an array that a
+    single ``LONG_BINPUT 2**30`` grows (and zero-fills) to gigabytes, which is
+    a memory and time bomb; the Python one keeps a dict.
     """
 
     def find_class(self, module: str, name: str):
@@ -224,15 +228,18 @@ def _npy_sequences(raw: bytes, src: Source, where: str) -> list[np.ndarray]:
     """The stroke-3 sequences stored in one ``.npy`` member."""
     stream = io.BytesIO(raw)
     try:
-        version = np.lib.format.read_magic(stream)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream, max_header_size=_MAX_HEADER)
-        elif version == (2, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream, max_header_size=_MAX_HEADER)
-        else:
-            raise ValueError(f"unsupported .npy version {version}")
-    except (ValueError, TypeError, SyntaxError, EOFError) as exc:
-        raise src.error(where, f"bad .npy header: {exc}") from None
+        with warnings.catch_warnings():
+            # numpy warns about Python 2 headers (old sketch-rnn files) and junk literals; neither matters
+            warnings.simplefilter("ignore")
+            version = np.lib.format.read_magic(stream)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream, max_header_size=_MAX_HEADER)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream, max_header_size=_MAX_HEADER)
+            else:
+                raise ValueError(f"unsupported .npy version {version}")
+    except Exception as exc:  # noqa: BLE001 - numpy's header parser raises many types on junk
+        raise src.error(where, f"bad .npy header: {type(exc).__name__}: {exc}") from None
     payload = raw[stream.tell() :]
     if dtype.hasobject:
         if dtype != np.dtype(object):
@@ -242,7 +249,7 @@ def _npy_sequences(raw: bytes, src: Source, where: str) -> list[np.ndarray]:
         except InkFormatError:
             raise
         except Exception as exc:  # noqa: BLE001 - any failure of an untrusted pickle is a format error
-            raise src.error(where, f"refused pickle: {exc}") from None
+            raise src.error(where, f"refused pickle: {type(exc).__name__}: {exc}") from None
         return _object_sequences(obj, tuple(shape), src, where)
     if dtype.kind not in "iuf" or dtype.fields is not None or dtype.subdtype is not None:
         raise src.error(where, f"dtype {dtype} is not numeric")
@@ -271,7 +278,7 @@ def read_npz(data: bytes, src: Source) -> list[Ink]:
     """Parse a sketch-rnn ``.npz`` archive (see the module docstring)."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, ValueError, OSError, EOFError) as exc:
         raise src.error("zip", f"not a valid .npz (zip) archive: {exc}") from None
     with archive:
         infos = archive.infolist()
