@@ -1,6 +1,6 @@
 """How much of a training step is not the model: data loading and bookkeeping vs compute.
 
-    OMP_NUM_THREADS=1 python bench/train_overhead.py [--hidden 64 256] [--steps 40] [--data synthetic]
+    python bench/train_overhead.py [--hidden 64 256] [--steps 40] [--data synthetic]
 
 Runs the real training loop (:class:`vrnn.train.Trainer`) for a few steps per model size
 and reads its timers:
@@ -20,12 +20,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as python -m vrnn.train does (before torch loads)
 
 import torch  # noqa: E402
 
@@ -42,7 +44,7 @@ def main() -> None:
     p.add_argument("--model", choices=("vrnn", "rnn"), nargs="+", default=["vrnn", "rnn"])
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
     p.add_argument("--log-every", type=int, default=10, help="steps per metrics line (1: the worst case)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)

@@ -249,6 +249,20 @@ def test_early_stopping_after_patience_evaluations_without_improvement():
     assert model.card["steps"] == 6 and model.card["metrics"]["best_step"] == 2
 
 
+def test_the_seed_makes_a_run_reproducible():
+    inks = toy_inks(10)
+    runs = [fit(inks[:8], inks[8:], config=TINY, options=tiny_options(max_steps=3, seed=seed)) for seed in (1, 1, 2)]
+    weights = [torch.cat([p.flatten() for p in m.parameters()]) for m in runs]
+    assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
+
+
+def test_minutes_budget_stops_the_run():
+    model = fit(toy_inks(9)[:7], toy_inks(9)[7:], config=TINY,
+                options=tiny_options(max_steps=None, epochs=None, minutes=0.5 / 60))
+    assert model.card["stop_reason"] == "minutes" and model.card["steps"] >= 1
+    assert model.card["wall_time_s"] >= 0.5
+
+
 def test_rnn_baseline_trains_too():
     model = fit(toy_inks(9)[:7], toy_inks(9)[7:], config=VRNNConfig(model="rnn", hidden=16, mixtures=2, x_features=8,
                 mlp=16), options=tiny_options(max_steps=4))
@@ -394,6 +408,23 @@ def test_resume_after_sigkill_finishes_exactly_like_an_uninterrupted_run(tmp_pat
     import vrnn
 
     assert vrnn.load_model(killed, device="cpu").card["resumed_with"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_after_the_step_with_a_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    args = [a if a != "100" else "100000" for a in RESUME_ARGS]  # a run far too long to finish
+    proc = subprocess.Popen([sys.executable, "-m", "vrnn.train", *args, "--out", str(out)], cwd=ROOT, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (out / "train_state.json").exists():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "Traceback" not in stderr and "stopped: cancelled" in stdout
+    state = json.loads((out / "train_state.json").read_text())
+    assert state["stop_reason"] == "cancelled" and state["step"] >= 10
 
 
 @pytest.mark.slow

@@ -19,10 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
-from .datasets import DataError, describe, load_eval_inks
-from .ink import InkFormatError
+if __name__ == "__main__" and "torch" not in sys.modules:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see vrnn/train.py: spinning threads on a busy CPU
+
+from .datasets import DataError, describe, load_eval_inks  # noqa: E402
+from .ink import InkFormatError  # noqa: E402
 
 
 def evaluate_checkpoint(model_dir: str | None, data: str, *, importance_samples: int = 0, split: str | None = None,
