@@ -592,6 +592,9 @@ def test_svg_has_one_path_per_stroke_and_a_fitting_viewbox(tmp_path):
     assert ink_points[1][:, 1].min() > ink_points[0][:, 1].max()  # stacked top to bottom
     np.testing.assert_allclose(np.ptp(ink_points[0], axis=0), [40, 40])  # shapes kept, only moved
     assert groups[0].findall("s:path", ns)[1].get("d").endswith("l0 0")  # a dot
+    tiny = ElementTree.fromstring(ink_to_svg(Ink(strokes=[np.array([[0.001, 0.002], [0.003, 0.0025]])])))
+    assert float(tiny.get("viewBox").split()[2]) < 0.01  # the view fits small coordinates too
+    assert ElementTree.fromstring(ink_to_svg([])).get("viewBox")
     out = tmp_path / "ink.svg"
     write_ink([first, second], out, format="svg")
     assert out.read_text() == svg

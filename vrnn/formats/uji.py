@@ -65,10 +65,10 @@ def _parse_int(src: Source, where: str, token: str, what: str) -> int:
     return int(token)
 
 
-def _split_keyword(line: str) -> tuple[str, str, str]:
-    """``("KEYWORD", " ", "rest of the line")`` for a stripped line, any whitespace after the keyword."""
+def _split_keyword(line: str) -> tuple[str, str]:
+    """``("KEYWORD", "rest of the line")`` for a stripped, non-empty line (any whitespace between)."""
     parts = line.split(None, 1)
-    return parts[0], " ", parts[1] if len(parts) > 1 else ""
+    return parts[0], parts[1] if len(parts) > 1 else ""
 
 
 class _Sample:
@@ -107,7 +107,7 @@ def _read_word_blocks(lines: list[str], src: Source) -> list[Ink]:
         if not stripped or stripped.startswith("//"):
             continue
         where = f"line {number}"
-        keyword, _, rest = _split_keyword(stripped)
+        keyword, rest = _split_keyword(stripped)
         if keyword == "WORD":
             finish(sample)
             parts = rest.split()
@@ -174,7 +174,7 @@ def _read_unipen(lines: list[str], src: Source) -> list[Ink]:
             continue
         where = f"line {number}"
         if stripped.startswith("."):
-            keyword, _, rest = _split_keyword(stripped)
+            keyword, rest = _split_keyword(stripped)
             if stroke is not None and keyword != ".PEN_UP":
                 raise src.error(where, f"{snippet(keyword)} inside a stroke (missing .PEN_UP for line {stroke_line})")
             if keyword == ".SEGMENT":
