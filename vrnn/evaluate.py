@@ -66,8 +66,10 @@ def format_table(r: dict) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .train import HelpFormatter
+
     p = argparse.ArgumentParser(prog="python -m vrnn.evaluate", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter, allow_abbrev=False)
     p.add_argument("--model", help="checkpoint folder (default: the bundled VRNN in pretrained/vrnn)")
     p.add_argument("--data", required=True, help="'synthetic' or a file / folder of ink files")
     p.add_argument("--importance-samples", "-k", type=int, default=0, help="K for the IWAE bound (0: ELBO only)")

@@ -1004,12 +1004,21 @@ def fit(
 # --------------------------------------------------------------------------- command line
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except empty ones and those the help text already states."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m vrnn.train",
         allow_abbrev=False,  # --resume may override only the flags written out (see _explicit_flags)
         description="Train a VRNN-GMM (or the RNN-GMM baseline) on handwriting.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     d = TrainOptions()
     g = p.add_argument_group("data and output")
@@ -1019,35 +1028,38 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--synthetic-lines", type=int, default=2000, help="training lines drawn from the synthetic corpus")
     g.add_argument("--valid-fraction", type=float, default=0.1, help="inks held out (by writer) for validation")
     g.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic corpus and of the writer split")
-    g = p.add_argument_group("model")
-    g.add_argument("--model", choices=("vrnn", "rnn"), default="vrnn")
-    g.add_argument("--hidden", type=int, default=256)
-    g.add_argument("--latent", type=int, default=16)
-    g.add_argument("--mixtures", type=int, default=20)
-    g.add_argument("--rnn", choices=("lstm", "gru"), default="lstm")
-    g.add_argument("--features", type=int, default=64, help="size of phi_x and phi_z")
-    g.add_argument("--mlp", type=int, default=256, help="hidden width of the prior / encoder / decoder MLPs")
+    from .model import VRNNConfig
+
+    c = VRNNConfig()
+    g = p.add_argument_group("model (ignored with --resume: the checkpoint's config is used)")
+    g.add_argument("--model", choices=("vrnn", "rnn"), default="vrnn", help="VRNN-GMM or the RNN-GMM baseline")
+    g.add_argument("--hidden", type=int, default=c.hidden, help="recurrent state size")
+    g.add_argument("--latent", type=int, default=c.latent, help="z dimensions (vrnn)")
+    g.add_argument("--mixtures", type=int, default=c.mixtures, help="Gaussian mixture components")
+    g.add_argument("--rnn", choices=("lstm", "gru"), default=c.rnn, help="recurrent cell")
+    g.add_argument("--features", type=int, default=c.x_features, help="size of phi_x and phi_z")
+    g.add_argument("--mlp", type=int, default=c.mlp, help="hidden width of the prior / encoder / decoder MLPs")
     g = p.add_argument_group("budget (the first reached ends the run; none given: 20 epochs)")
-    g.add_argument("--epochs", type=float)
+    g.add_argument("--epochs", type=float, help="passes over the training windows")
     g.add_argument("--minutes", type=float, help="wall time, summed over resumed segments")
-    g.add_argument("--max-steps", type=int)
+    g.add_argument("--max-steps", type=int, help="optimizer steps")
     g = p.add_argument_group("optimization")
-    g.add_argument("--seed", type=int, default=d.seed)
+    g.add_argument("--seed", type=int, default=d.seed, help="initialization, data order and latent noise")
     g.add_argument("--batch-size", type=int, default=d.batch_size, help="windows per step and process")
-    g.add_argument("--lr", type=float, default=d.lr)
-    g.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
-    g.add_argument("--min-lr-ratio", type=float, default=d.min_lr_ratio)
-    g.add_argument("--clip-norm", type=float, default=d.clip_norm)
-    g.add_argument("--kl-warmup-steps", type=int, default=d.kl_warmup_steps)
+    g.add_argument("--lr", type=float, default=d.lr, help="peak Adam learning rate")
+    g.add_argument("--warmup-steps", type=int, default=d.warmup_steps, help="linear learning-rate warm-up")
+    g.add_argument("--min-lr-ratio", type=float, default=d.min_lr_ratio, help="cosine decay ends at lr * this")
+    g.add_argument("--clip-norm", type=float, default=d.clip_norm, help="gradient-norm clipping")
+    g.add_argument("--kl-warmup-steps", type=int, default=d.kl_warmup_steps, help="KL weight ramps 0 -> 1 over these")
     g.add_argument("--free-bits", type=float, default=d.free_bits, help="nats per latent dimension per point")
     g.add_argument("--max-len", type=int, default=d.max_len, help="training window length in points")
-    g.add_argument("--min-len", type=int, default=d.min_len)
+    g.add_argument("--min-len", type=int, default=d.min_len, help="shorter windows are dropped")
     g.add_argument("--eval-every", type=int, default=d.eval_every, help="steps between validations")
     g.add_argument("--patience", type=int, default=d.patience, help="validations without improvement (0: never stop)")
     g = p.add_argument_group("run")
     g.add_argument("--checkpoint-every", type=float, default=d.checkpoint_every, help="seconds between checkpoints")
     g.add_argument("--checkpoint-steps", type=int, default=d.checkpoint_steps, help="also every N steps (0: off)")
-    g.add_argument("--log-every", type=int, default=d.log_every)
+    g.add_argument("--log-every", type=int, default=d.log_every, help="steps per metrics line")
     g.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
     g.add_argument("--threads", type=int, help="torch CPU threads (default: cores / processes)")
     g.add_argument("--tensorboard", action="store_true", help="also log to DIR/tensorboard (needs tensorboard)")
