@@ -232,6 +232,21 @@ def test_a_non_finite_batch_is_skipped_and_reported_without_touching_the_weights
     assert sum(r["kind"] == "skip" for r in skips) == 2
 
 
+def test_a_non_finite_validation_is_never_the_best_and_checkpoints_stay_loadable(tmp_path):
+    import vrnn
+
+    inks = toy_inks(12)
+    t = Trainer(inks[:9], inks[9:], config=TINY, options=tiny_options(max_steps=4, eval_every=2), out=tmp_path,
+                log=quiet)
+    t.valid.x[0, 3, 0] = float("nan")
+    t.run()
+    assert t.best_elbo is None and t.last_valid["elbo_per_point"] is None
+    card = vrnn.load_model(tmp_path, device="cpu").card
+    assert card["metrics"]["best_valid_elbo_per_point"] is None and card["steps"] == 4
+    for line in (tmp_path / "metrics.jsonl").read_text().splitlines():
+        json.loads(line, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c} in metrics.jsonl"))
+
+
 def test_training_stops_when_every_batch_is_non_finite():
     from vrnn.train import TrainingError
 

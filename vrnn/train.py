@@ -364,6 +364,17 @@ def optimizer_from_flat(opt: torch.optim.Optimizer, tensors: dict[str, torch.Ten
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
+def json_safe(value):
+    """``value`` with every NaN/inf float replaced by ``None`` (strict JSON, as checkpoints need)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
 class MetricsLog:
     """``metrics.jsonl`` (JSON lines) plus optional TensorBoard scalars; rank 0 only."""
 
@@ -387,7 +398,7 @@ class MetricsLog:
 
     def write(self, record: dict) -> None:
         if self.file is not None:
-            self.file.write(json.dumps(record) + "\n")
+            self.file.write(json.dumps(json_safe(record)) + "\n")
             self.file.flush()
         if self.tb is not None and "step" in record:
             for k, v in record.items():
@@ -665,8 +676,9 @@ class Trainer:
 
     def _after_validation(self, v: dict) -> bool:
         """Track the best model; True when early stopping says stop."""
-        self.last_valid = v
-        if self.best_elbo is None or v["elbo_per_point"] > self.best_elbo:
+        self.last_valid = v = json_safe(v)  # a NaN evaluation is recorded as None and never "best"
+        elbo = v["elbo_per_point"]
+        if elbo is not None and (self.best_elbo is None or elbo > self.best_elbo):
             self.best_elbo, self.best_step, self.bad_evals = v["elbo_per_point"], self.step, 0
             self.best_state = {k: t.detach().to("cpu", copy=True) for k, t in self.model.state_dict().items()}
             return False
@@ -965,7 +977,12 @@ class _RunOutput:
         t = self.t
         if self.main:
             self.metrics.write({"kind": "valid", **v, "best_elbo_per_point": t.best_elbo, "elapsed_s": t.elapsed()})
-            mark = " (best)" if t.best_step == t.step else f" (best {t.best_elbo:.4f} at step {t.best_step})"
+            if t.best_step == t.step:
+                mark = " (best)"
+            elif t.best_elbo is None:
+                mark = ""
+            else:
+                mark = f" (best {t.best_elbo:.4f} at step {t.best_step})"
             self.say(f"step {t.step}: valid ELBO {v['elbo_per_point']:.4f} nats/point "
                      f"(KL {v['kl_per_point']:.4f}, NLL {v['nll_per_point']:.4f}){mark}")
         self.report("valid", valid_elbo=v["elbo_per_point"], kl=v["kl_per_point"], nll=v["nll_per_point"])
