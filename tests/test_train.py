@@ -325,6 +325,12 @@ def test_cli_refuses_to_overwrite_a_run_without_resume(tmp_path, capsys):
     assert code == 2 and "--resume" in err and len(err.strip().splitlines()) == 1
 
 
+def test_cli_out_that_is_a_file_exits_2(tmp_path, capsys):
+    (tmp_path / "taken").write_text("")
+    code, _, err = _run_main(["--data", "synthetic", "--out", tmp_path / "taken"], capsys)
+    assert code == 2 and "cannot create" in err and len(err.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize("spec", ["missing.json", "garbage.ndjson", "empty"])
 def test_cli_bad_data_exits_2_with_one_line(tmp_path, capsys, spec):
     (tmp_path / "garbage.ndjson").write_text("this is not json\n")

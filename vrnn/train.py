@@ -1124,8 +1124,14 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(a.out)
     dist = init_distributed()
     try:
-        if a.threads or dist.active:
-            torch.set_num_threads(a.threads or max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", dist.world))))
+        if a.threads or dist.active:  # under torchrun the processes on one machine share its cores
+            local_world = int(os.environ.get("LOCAL_WORLD_SIZE", dist.world))
+            torch.set_num_threads(a.threads or max(1, (os.cpu_count() or 1) // local_world))
+        if dist.is_main:
+            try:  # fail now, not after minutes of preprocessing
+                out.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                return _fail(f"--out {out}: cannot create the folder ({e.strerror or e})")
         resume = a.resume and (out / STATE_FILE).exists()
         if a.resume and not resume and dist.is_main:
             print(f"note: no checkpoint in {out}; starting a new run", file=sys.stderr)
@@ -1185,6 +1191,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(str(e), code=1)
     except KeyboardInterrupt:
         return _fail("aborted; the last checkpoint is intact (continue with --resume)", code=130)
+    except OSError as e:  # disk full, folder removed, permissions...
+        return _fail(f"cannot write the checkpoint in {out}: {e}", code=1)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
