@@ -142,7 +142,11 @@ function createApp(root) {
   canvas.addEventListener("pointerdown", (e) => {
     if (e.button !== undefined && e.button > 0) return;
     e.preventDefault();
-    canvas.setPointerCapture(e.pointerId);
+    try {
+      canvas.setPointerCapture(e.pointerId); // keep the stroke when the pen leaves the canvas
+    } catch (err) {
+      // synthetic events (tests, assistive tools) may carry an inactive pointer id
+    }
     app.current = [point(e)];
     app.pointerId = e.pointerId;
     redraw();

@@ -27,7 +27,7 @@ import plotly.graph_objects as go
 INK_COLOR = "#1f2937"
 PRIOR_COLOR = "#7c3aed"
 POSTERIOR_COLOR = "#0d9488"
-CURSOR_COLOR = "#e11d48"
+CURSOR_COLOR = "#1d4ed8"  # deep blue: stands out on the yellow-to-red surprise colours
 MUTED = "#94a3b8"
 # Continuations: distinct, colour-blind-friendly hues that read on white and on a projector.
 PALETTE = ("#2563eb", "#ea580c", "#16a34a", "#c026d3", "#0891b2", "#ca8a04", "#dc2626", "#4f46e5",

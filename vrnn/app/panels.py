@@ -52,7 +52,7 @@ def _next_seed() -> None:
 
 def continuations_pane(ink: Ink | None, service: ModelService, settings: ContinuationSettings,
                        style: figures.Style) -> list[Ink] | None:
-    head, more = st.columns([4, 1], vertical_alignment="bottom")
+    head, more = st.columns([2, 1], vertical_alignment="bottom")
     head.subheader("What comes next")
     more.button("More", icon=":material/casino:", key="more", on_click=_next_seed, disabled=ink is None, width="stretch",
                 help="New continuations from the next seed (reproducible: the seed is in the sidebar).")
@@ -66,8 +66,9 @@ def continuations_pane(ink: Ink | None, service: ModelService, settings: Continu
     layout = st.session_state.get("cont_layout", "overlay")
     chart(figures.continuations_figure(ink, conts, layout=layout, style=style), "continuations")
     z = {"sample": "prior sample", "mean": "prior mean"}[settings.z_mode] if service.is_latent else "no latents"
-    st.caption(f"{settings.n} continuation(s) · {settings.steps} steps · temperature {settings.temperature:g} · "
-               f"seed {settings.seed} · z: {z} · {service.name}")
+    st.container(key="cont_caption").caption(
+        f"{settings.n} continuation(s) of a {ink.num_points}-point ink · {settings.steps} steps · "
+        f"temperature {settings.temperature:g} · seed {settings.seed} · z: {z} · {service.name}")
     return conts
 
 
@@ -111,9 +112,9 @@ def linked_views(trace, service: ModelService, style: figures.Style) -> None:
         totals = trace_totals(trace)
         m = st.columns(6)
         m[0].metric("Steps", f"{T}")
-        m[1].metric("KL total", f"{totals['kl']:.1f} nats", help="Sum over steps of KL(q(z_t|x≤t) ‖ p(z_t|x<t))")
-        m[2].metric("NLL total", f"{totals['nll']:.1f} nats", help="Reconstruction −log p(x_t | z_t, h_{t-1})")
-        m[3].metric("−ELBO / step", f"{totals['neg_elbo_per_step']:.2f} nats")
+        m[1].metric("KL total, nats", f"{totals['kl']:.1f}", help="Sum over steps of KL(q(z_t | x_≤t) ‖ p(z_t | x_<t))")
+        m[2].metric("NLL total, nats", f"{totals['nll']:.1f}", help="Sum of the reconstruction −log p(x_t | z_t, h_{t-1})")
+        m[3].metric("−ELBO per step", f"{totals['neg_elbo_per_step']:.2f}", help="(KL + NLL) / predicted steps, nats")
         m[4].metric(f"KL at step {step}", f"{float(trace.kl[step]):.2f}")
         m[5].metric(f"NLL at step {step}", f"{float(trace.nll[step]):.2f}")
         a, b = st.columns([5, 6])
@@ -185,6 +186,15 @@ def compare_tab(ink: Ink, service: ModelService, data: SessionData, trace_seed: 
     if "iwae_per_point" in res_v:
         m[1].metric(f"{latent.name}: IWAE (K={K})", f"{res_v['iwae_per_point']:.3f}")
     m[2].metric(f"{baseline.name}: log-likelihood", f"{res_r['elbo_per_point']:.3f}")
+    best_bound = res_v.get("iwae_per_point", res_v["elbo_per_point"])
+    gap = best_bound - res_r["elbo_per_point"]
+    bound = f"IWAE bound (K={K})" if "iwae_per_point" in res_v else "ELBO"
+    if gap >= 0:
+        st.success(f"Even its {bound} puts the VRNN {gap:.3f} nats per point above the RNN-GMM on this ink: "
+                   "the VRNN explains it better.")
+    else:
+        st.info(f"The VRNN's {bound} is {-gap:.3f} nats per point below the RNN-GMM's exact log-likelihood. "
+                "A bound can only understate the VRNN; more importance samples tighten it.")
     a, b = st.columns(2)
     with a:
         chart(figures.comparison_figure(comparison_rows({latent.name: res_v, baseline.name: res_r}), style=style,

@@ -30,7 +30,7 @@ MAX_SELECT_OPTIONS = 1000
 PRESENTATION_CSS = """
 <style>
   html, body, [data-testid="stAppViewContainer"] { font-size: 19px; }
-  [data-testid="stMetricValue"] { font-size: 2.3rem; }
+  [data-testid="stMetricValue"] { font-size: 1.9rem; }
   h1 { font-size: 3rem !important; }
 </style>
 """
@@ -178,7 +178,7 @@ def draw_input(data: SessionData, style: figures.Style) -> Ink | None:
         st.caption("Keep writing: the model needs at least two points.")
         return None
     if ink is not None:
-        c1, c2 = st.columns([1, 1], vertical_alignment="center")
+        c1, c2 = st.columns([3, 2], vertical_alignment="center")
         if c1.button("Add to my training set", icon=":material/playlist_add:", key="add_drawing",
                      help="Collect this drawing for retraining (Retrain tab)."):
             if data.add_drawing(ink):
