@@ -214,6 +214,7 @@ def test_split_train_valid():
 @pytest.mark.slow
 def test_training_job_fine_tunes_a_copy_and_respects_the_global_cap(tiny_models):
     base = vrnn.load_model(tiny_models / "vrnn", device="cpu")
+    base.trace(line_ink())  # a shared model has served pages before: its caches must not get in the way
     before = {k: v.clone() for k, v in base.state_dict().items()}
     inks = tuple(vrnn.synthetic_inks(4, seed=3))
     job = jobs.TrainingJob(jobs.TrainingRequest(inks=inks, minutes=1.0, max_steps=4, batch_size=4), base_model=base)

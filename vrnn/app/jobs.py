@@ -82,6 +82,18 @@ def _plain(v):
     return v
 
 
+def fresh_copy(model):
+    """The same weights, config and normalization in a new model, via its own checkpoint format
+    (``model.save`` then ``vrnn.load_model``): no caches or other runtime state come along."""
+    import tempfile
+
+    from vrnn.checkpoint import load_model
+
+    with tempfile.TemporaryDirectory(prefix="vrnn-app-copy-") as tmp:
+        model.save(tmp)
+        return load_model(tmp, device=str(next(model.parameters()).device))
+
+
 def split_train_valid(inks: Sequence[Ink], valid_fraction: float = 0.1) -> tuple[list[Ink], list[Ink]]:
     """Every ``1/valid_fraction``-th ink goes to validation; a tiny set validates on itself."""
     inks = list(inks)
@@ -133,8 +145,9 @@ class TrainingJob:
         with _running_lock:
             _running += 1
         self.progress = Progress()
-        # fit() fine-tunes a copy and never changes the model it is given.
-        base = self._base_model if self.request.fine_tune else None
+        # fit() fine-tunes a copy and never changes the model it is given; it gets a fresh
+        # copy anyway: the shared model carries inference caches (with locks) that do not copy.
+        base = fresh_copy(self._base_model) if (self.request.fine_tune and self._base_model is not None) else None
         template = self._base_model
         self._base_model = None  # the job keeps no reference to the shared model
         self._thread = threading.Thread(
