@@ -78,7 +78,7 @@ def message_of(excinfo) -> str:
 def test_public_names_work_from_the_package():
     assert vrnn.read_ink is read_ink and vrnn.write_ink is write_ink
     assert issubclass(InkFormatError, ValueError)
-    assert DEFAULT_LIMITS == Limits() and DEFAULT_LIMITS.max_bytes == 50_000_000
+    assert DEFAULT_LIMITS == Limits() and DEFAULT_LIMITS.max_bytes == 5_000_000
 
 
 def test_iam_line_strokes_with_times():

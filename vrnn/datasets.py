@@ -50,9 +50,10 @@ def find_ink_files(folder: Path) -> list[Path]:
 
 def _read_file(path: Path) -> list[Ink]:
     from .formats import read_ink
+    from .formats._common import TRAINING_LIMITS
 
     try:
-        return list(read_ink(path))
+        return list(read_ink(path, limits=TRAINING_LIMITS))
     except InkFormatError as e:
         raise DataError(_one_line(str(e)) or f"{path}: not a readable ink file") from e
     except OSError as e:

@@ -18,7 +18,7 @@ Untrusted input
 Every problem with a file raises :class:`~vrnn.ink.InkFormatError` (a
 ``ValueError``) with a one-line message ``"<file>: <where>: <problem>"``;
 nothing else escapes. Sizes are bounded by :class:`Limits` (defaults in
-:data:`DEFAULT_LIMITS`: 50 MB per file, 2,000,000 points, 100,000 inks; pass
+:data:`DEFAULT_LIMITS`: 5 MB per file, 500,000 points, 100,000 inks; pass
 ``limits=Limits(...)`` to change them); the byte size is checked before any
 parsing, and for ``npz`` the declared uncompressed sizes too (zip bombs). XML
 entity declarations and external references are refused (defusedxml), and
@@ -63,7 +63,7 @@ from typing import BinaryIO
 
 from vrnn.ink import Ink, InkFormatError
 
-from ._common import DEFAULT_LIMITS, Limits, Source, one_line
+from ._common import DEFAULT_LIMITS, TRAINING_LIMITS, Limits, Source, one_line
 from .detect import READ_FORMATS, detect_format
 from .iam import read_iam
 from .inkml import read_inkml
@@ -75,6 +75,7 @@ from .uji import read_uji
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "TRAINING_LIMITS",
     "READ_FORMATS",
     "WRITE_FORMATS",
     "InkFormatError",
