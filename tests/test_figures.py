@@ -263,9 +263,11 @@ def test_training_curves_from_progress_dicts_skip_missing_values():
     hist = [{"step": s, "loss": 2.0 / (s + 1), "kl": 0.1, "nll": 1.9, "valid_elbo": None} for s in range(0, 50, 5)]
     hist.append({"step": 50, "valid_elbo": -1.5, "loss": None})
     fig = figures.training_curves_figure(hist)
-    by_name = {d.name.split(" ")[0]: d for d in fig.data}
-    assert len(by_name["training"].x) == 10
-    assert list(by_name["validation"].x) == [50]
+    by_name = {d.name: d for d in fig.data}
+    assert len(by_name["training ELBO"].x) == 10
+    assert by_name["training ELBO"].y[0] == -2.0  # the loss is the negative ELBO
+    assert list(by_name["validation ELBO"].x) == [50]
+    assert by_name["KL"].xaxis == "x2" and by_name["training ELBO"].xaxis == "x"
     assert "Waiting" in figures.training_curves_figure([]).layout.annotations[0].text
 
 

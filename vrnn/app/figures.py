@@ -624,28 +624,37 @@ def samples_figure(inks: Sequence, style: Style = DEFAULT_STYLE, title: str | No
     return _figure(data, layout, style, title, height=int(style.height * 0.6 * rows) + (40 if title else 10))
 
 
-TRAINING_SERIES = (("loss", "training loss (−ELBO / point)", INK_COLOR),
-                   ("nll", "reconstruction NLL / point", "#64748b"),
-                   ("kl", "KL / point", "#ea580c"),
-                   ("valid_elbo", "validation ELBO / point (higher is better)", POSTERIOR_COLOR))
+# (key in the progress reports, label, colour, panel, sign): panel 0 holds ELBOs (higher is
+# better; the training loss is the negative ELBO, so it is flipped), panel 1 the two terms.
+TRAINING_SERIES = (("loss", "training ELBO", INK_COLOR, 0, -1.0),
+                   ("valid_elbo", "validation ELBO", POSTERIOR_COLOR, 0, 1.0),
+                   ("nll", "reconstruction NLL", "#64748b", 1, 1.0),
+                   ("kl", "KL", "#ea580c", 1, 1.0))
 
 
 def training_curves_figure(history: Sequence[dict], style: Style = DEFAULT_STYLE,
                            title: str | None = None) -> go.Figure:
-    """Live training curves from the progress reports of :func:`vrnn.train.fit` (nats per point)."""
+    """Live training curves from the progress reports of :func:`vrnn.train.fit`, nats per point:
+    training and validation ELBO (left, higher is better), NLL and KL (right)."""
     data = []
-    for key, label, color in TRAINING_SERIES:
-        pts = [(h["step"], h[key]) for h in history
+    for key, label, color, panel, sign in TRAINING_SERIES:
+        pts = [(h["step"], sign * h[key]) for h in history
                if h.get(key) is not None and "step" in h and np.isfinite(h[key])]
         if not pts:
             continue
         x, y = zip(*pts)
         data.append(dict(type="scatter", x=list(x), y=np.round(y, 4), name=label,
                          mode="lines+markers" if key == "valid_elbo" else "lines",
-                         line=dict(color=color, width=style.line_width * 0.7)))
+                         line=dict(color=color, width=style.line_width * 0.7),
+                         xaxis=_axis_ref("x", panel), yaxis=_axis_ref("y", panel)))
     if not data:
         return _empty("Waiting for the first training steps…", style, title, height=style.scaled_height(0.8))
-    layout = dict(xaxis=dict(title=dict(text="step")), yaxis=dict(title=dict(text="nats per point")))
+    layout = dict(
+        xaxis=dict(domain=[0.0, 0.46], anchor="y", title=dict(text="step")),
+        yaxis=dict(anchor="x", title=dict(text="ELBO, nats per point (higher is better)")),
+        xaxis2=dict(domain=[0.56, 1.0], anchor="y2", title=dict(text="step")),
+        yaxis2=dict(anchor="x2", title=dict(text="nats per point")),
+    )
     return _figure(data, layout, style, title, height=style.scaled_height(0.9), legend=True)
 
 

@@ -278,7 +278,7 @@ def retrain_tab(data: SessionData, service: ModelService, ink: Ink | None, style
         st.slider("Time budget (minutes)", 0.25, 10.0, 1.0, step=0.25, key="train_minutes")
         st.number_input("Step limit (0: none)", 0, 100_000, 0, step=50, key="train_max_steps")
         st.radio("Start from", ["fine-tune", "scratch"], key="train_from", horizontal=True,
-                 format_func=lambda m: {"fine-tune": f"the selected model ({service.name})",
+                 format_func=lambda m: {"fine-tune": f"fine-tune {service.name}",
                                         "scratch": "a small new model"}[m])
     inks, errors = _training_inks(data, ink)
     for e in errors:
@@ -314,6 +314,8 @@ def training_progress(data: SessionData, style: figures.Style) -> None:
         if status == "running":
             st.button("Cancel", icon=":material/cancel:", key="train_cancel", on_click=job.cancel)
         chart(figures.training_curves_figure(snap["history"], style=style, title="Training curves"), "train_curves")
+        if last.get("message") and job.done:
+            st.caption(" · ".join(line.strip() for line in str(last["message"]).splitlines() if line.strip()))
         if status == "failed":
             st.error(f"Training failed: {snap['error']}")
         elif job.model is not None:
