@@ -259,13 +259,22 @@ def test_tabs_presentation_mode_and_memory_after_20_interactions(browser, app_se
             wait_idle(page)
             interactions += 1
         for label, shot in (("Pen replay", None), ("Samples", "app_samples.png"), ("VRNN vs RNN-GMM", "app_compare.png"),
-                            ("Retrain", None), ("Export", None), ("Surprise", None)):
+                            ("Retrain", None), ("Export", None)):
             page.get_by_role("tab", name=label).click()
             wait_idle(page)
             interactions += 1
             assert_no_exception(page)
             if shot:
                 page.screenshot(path=str(Path(shots_dir) / shot))
+        # exports are generated on click, in the browser's download
+        with page.expect_download(timeout=TIMEOUT_MS) as dl:
+            page.get_by_role("button", name="Trace (CSV)").click()
+        csv = Path(dl.value.path()).read_text()
+        assert csv.startswith("step,x,y,") and len(csv.splitlines()) > 10
+        with page.expect_download(timeout=TIMEOUT_MS) as dl:
+            page.get_by_role("button", name="Ink + continuations (SVG)").click()
+        assert "<svg" in Path(dl.value.path()).read_text()
+        interactions += 2
         page.get_by_role("tab", name="Pen replay").click()
         wait_idle(page)
         page.locator(".st-key-replay .updatemenu-button").first.click()  # plotly's ▶ Replay

@@ -8,6 +8,8 @@
 - :mod:`vrnn.app.compute`: cached inference on a shared, read-only model.
 - :mod:`vrnn.app.jobs`: background retraining with progress, cancel and a global cap.
 - :mod:`vrnn.app.exports`: ink JSON / SVG, figure HTML, trace CSV, model zip.
-- :mod:`vrnn.app.ui`: the Streamlit page itself (the only module that imports streamlit
-  besides :mod:`vrnn.app.canvas`'s mount function); ``app.py`` just calls :func:`vrnn.app.ui.main`.
+- :mod:`vrnn.app.state`: per-session data (uploads, collected drawings, retrained models).
+- :mod:`vrnn.app.ui` and :mod:`vrnn.app.panels`: the Streamlit page itself (with
+  :func:`vrnn.app.canvas.pen_canvas`, the only modules that call ``st.*``); ``app.py``
+  just calls :func:`vrnn.app.ui.main`.
 """

@@ -205,8 +205,8 @@ def compare_tab(ink: Ink, service: ModelService, data: SessionData, trace_seed: 
         curves = {f"{latent.name}: KL + NLL (−ELBO)": np.asarray(tv.kl) + np.asarray(tv.nll),
                   f"{baseline.name}: NLL (exact)": np.asarray(tr.nll)}
         with b:
-            chart(figures.per_step_comparison_figure(curves, style=style, title="Per step along the ink"),
-                  "compare_steps")
+            chart(figures.per_step_comparison_figure(curves, step=st.session_state.get("step"), style=style,
+                                                     title="Per step along the ink"), "compare_steps")
 
 
 # ----------------------------------------------------------------- retraining
