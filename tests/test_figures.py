@@ -197,10 +197,12 @@ def test_latent_pca_figure_shows_prior_and_posterior_paths_and_cursor():
     fig = figures.latent_pca_figure(tr, step=5)
     names = [d.name for d in fig.data if d.name]
     assert any(n.startswith("prior") for n in names) and any(n.startswith("posterior") for n in names)
-    mean, W, _ = figures.pca_projection(tr.post_mu)
+    mean, W, _ = figures.pca_projection(tr.post_mu[1:])  # the start step stays out of the projection
     post = (tr.post_mu - mean) @ W
     cursor = fig.data[-1]
     assert cursor.x[1] == pytest.approx(post[5, 0]) and cursor.y[1] == pytest.approx(post[5, 1])
+    paths = [d for d in fig.data if d.mode == "lines+markers" and d.name]
+    assert all(len(d.x) == tr.steps - 1 and d.customdata[0] == 1 for d in paths)
     # uncertainty ellipses are filled shapes
     assert sum(d.fill == "toself" for d in fig.data) == 2
 

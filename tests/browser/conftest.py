@@ -1,9 +1,9 @@
 """Fixtures for the end-to-end tests: the app as a real ``streamlit run`` subprocess and
 headless Debian Chromium driven by Playwright (sync API, no ``playwright install``).
 
-The app runs on the bundled model when ``pretrained/vrnn`` exists; otherwise on a tiny
-untrained checkpoint made here (the page is the same, the ink is noise), and the tests
-say so. Screenshots go to a temporary folder, or to ``docs/`` with
+The app runs on the bundled model when ``pretrained/vrnn`` exists (or on the checkpoints
+named by ``VRNN_APP_VRNN_MODEL`` / ``VRNN_APP_RNN_MODEL``); otherwise on a tiny untrained
+checkpoint made here (the page is the same, the ink is noise), and the tests say so. Screenshots go to a temporary folder, or to ``docs/`` with
 ``VRNN_SCREENSHOTS=docs``.
 """
 
@@ -57,7 +57,10 @@ def chromium_path():
 
 @pytest.fixture(scope="session")
 def model_env(tmp_path_factory):
-    """Env vars that pick the app's models: the bundled ones, or tiny stand-ins when absent."""
+    """Env vars that pick the app's models: ``VRNN_APP_*_MODEL`` when set, else the bundled
+    ones, else tiny stand-ins."""
+    if os.environ.get("VRNN_APP_VRNN_MODEL"):
+        return {"kind": f"VRNN_APP_VRNN_MODEL={os.environ['VRNN_APP_VRNN_MODEL']}"}
     if (ROOT / "pretrained" / "vrnn" / "config.json").exists():
         return {"kind": "bundled"}
     import torch

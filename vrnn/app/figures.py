@@ -263,7 +263,7 @@ def continuations_figure(prefix, continuations: Sequence, layout: str = "overlay
         end = _round(prefix.end_point(), _extent(all_pts))
         data.append(dict(type="scatter", x=[end[0]], y=[end[1]], mode="markers", showlegend=False, hoverinfo="skip",
                          marker=dict(color="white", size=style.marker_size + 4, line=dict(color=INK_COLOR, width=2))))
-    height = ink_height(all_pts, style, extra=40)
+    height = max(ink_height(all_pts, style, extra=40), style.scaled_height(0.85))  # the hero view: never squat
     return _figure(data, _ink_axes(), style, title, height, legend=True)
 
 
@@ -512,30 +512,34 @@ def latent_pca_figure(trace, step: int | None = None, style: Style = DEFAULT_STY
     """Prior and posterior paths of z in the plane of the posterior means' two principal components.
 
     Shaded ellipses are the projected 1-sigma regions (every few steps); the cursor
-    marks the same step on both paths.
+    marks the same step on both paths. The start step (the prior has seen no ink yet,
+    and sits far from everything else) is left out of the projection and the paths.
     """
     if not _has_latents(trace):
         return _empty(NO_LATENTS, style, title)
     post_mu = np.asarray(trace.post_mu, dtype=np.float64)
     T = len(post_mu)
-    mean, W, ratio = pca_projection(post_mu)
-    post = (post_mu - mean) @ W
-    prior = (np.asarray(trace.prior_mu, dtype=np.float64) - mean) @ W
-    every = max(1, int(np.ceil(T / max_ellipses)))
+    first = 1 if T > 2 else 0
+    steps = np.arange(first, T)
+    mean, W, ratio = pca_projection(post_mu[first:])
+    post = (post_mu[first:] - mean) @ W
+    prior = (np.asarray(trace.prior_mu, dtype=np.float64)[first:] - mean) @ W
+    every = max(1, int(np.ceil(len(steps) / max_ellipses)))
     data = []
     for name, center, sigma, color in (("prior", prior, trace.prior_sigma, PRIOR_COLOR),
                                        ("posterior", post, trace.post_sigma, POSTERIOR_COLOR)):
-        ex, ey = _ellipses(center, np.asarray(sigma), W, every)
+        ex, ey = _ellipses(center, np.asarray(sigma)[first:], W, every)
         data.append(_lines(ex, ey, _rgba(color, 0.18), 0.8, fill="toself", fillcolor=_rgba(color, 0.06)))
     for name, center, color, dash in (("prior p(z_t | h_{t-1})", prior, PRIOR_COLOR, "dot"),
                                       ("posterior q(z_t | x_t, h_{t-1})", post, POSTERIOR_COLOR, "solid")):
         c = np.round(center, 4)
         data.append(dict(type="scatter", x=c[:, 0], y=c[:, 1], mode="lines+markers", name=name,
                          line=dict(color=color, width=style.line_width * 0.7, dash=dash),
-                         marker=dict(size=style.marker_size * 0.6, color=color), customdata=np.arange(T),
+                         marker=dict(size=style.marker_size * 0.6, color=color), customdata=steps,
                          hovertemplate="step %{customdata}<extra>" + name.split()[0] + "</extra>"))
     s = _clip_step(step, T)
     if s is not None:
+        s = max(s, first) - first  # row of the cursor's step in the projected paths
         data.append(dict(type="scatter", x=[prior[s, 0], post[s, 0]], y=[prior[s, 1], post[s, 1]],
                          mode="lines+markers", showlegend=False, hoverinfo="skip",
                          line=dict(color=CURSOR_COLOR, width=1.5),
