@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import subprocess
@@ -18,7 +17,7 @@ import torch
 
 from vrnn.datasets import DataError, load_train_valid, read_inks, split_by_writer
 from vrnn.ink import Ink
-from vrnn.model import VRNNConfig, build_model
+from vrnn.model import VRNNConfig
 from vrnn.train import (
     STATE_FILE,
     Progress,

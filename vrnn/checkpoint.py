@@ -45,7 +45,8 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file + rename: never a half-written file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -70,7 +71,7 @@ def save_model(model, path, card: dict | None = None) -> Path:
         model.card = dict(card)
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
     blob = save(tensors, metadata={"format": FORMAT})
-    _atomic_write_bytes(out / WEIGHTS, blob)
+    atomic_write_bytes(out / WEIGHTS, blob)
     meta = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
@@ -82,7 +83,7 @@ def save_model(model, path, card: dict | None = None) -> Path:
         "weights_sha256": hashlib.sha256(blob).hexdigest(),
         "card": model.card,
     }
-    _atomic_write_bytes(out / CONFIG, json.dumps(meta, indent=2, allow_nan=False, default=str).encode())
+    atomic_write_bytes(out / CONFIG, json.dumps(meta, indent=2, allow_nan=False, default=str).encode())
     return out
 
 

@@ -120,7 +120,6 @@ class _Base(InferenceMixin, nn.Module):
 
     def _rnn_update(self, gin: torch.Tensor, hh: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
         """One recurrence step from pre-computed input part ``gin`` and ``hh = W_hh h + b_hh``."""
-        H = self.config.hidden
         if self.config.rnn == "lstm":
             i, f, g, o = (gin + hh).chunk(4, 1)
             c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)

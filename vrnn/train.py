@@ -46,7 +46,6 @@ that was never interrupted (``--minutes`` budgets depend on the clock).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import datetime as _dt
 import json
@@ -55,7 +54,6 @@ import os
 import shlex
 import signal
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, fields
@@ -289,20 +287,8 @@ def kl_weight(step: int, warmup_steps: int) -> float:
 
 # --------------------------------------------------------------------------- files
 
+from .checkpoint import atomic_write_bytes as _atomic_write_bytes  # noqa: E402
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a checkpoint is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def save_train_state(out: Path, tensors: dict[str, torch.Tensor], state: dict) -> None:
