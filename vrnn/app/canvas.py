@@ -127,7 +127,16 @@ def pen_canvas(key: str, *, height: int = 260, line_width: float = 2.6, restore:
     ``restore``: the ink to show when the component mounts afresh (e.g. after
     switching input sources and back); ignored while the canvas stays mounted.
     """
+    import streamlit as st
+
     mount = _component()
-    data = {"height": int(height), "line_width": float(line_width), "strokes": ink_to_payload_strokes(restore)}
+    # The drawing lives in the browser while the canvas stays mounted; only a fresh mount
+    # (no widget state under its key yet) needs the strokes back.
+    fresh = key not in st.session_state
+    data = {"height": int(height), "line_width": float(line_width),
+            "strokes": ink_to_payload_strokes(restore) if fresh else None}
     result = mount(key=key, data=data, on_ink_change=on_change or (lambda: None))
-    return payload_to_ink(result.get("ink") if result is not None else None)
+    payload = result.get("ink") if result is not None else None
+    if payload is None:
+        return restore  # nothing drawn since the mount: the canvas shows ``restore``
+    return payload_to_ink(payload)
