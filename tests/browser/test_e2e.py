@@ -193,17 +193,32 @@ def test_draw_a_word_then_scrub_and_upload(browser, app_server, shots_dir):
         wait_idle(page)
         assert page.locator(".ink-count").inner_text().startswith(f"{len(strokes) - 1} strokes")
 
+        # another input source and back: the drawing is still there, on the canvas and in the views
+        points = canvas_points(page)
+        page.locator(".st-key-source button").nth(2).click()
+        wait_idle(page)
+        page.locator(".st-key-source button").nth(0).click()
+        wait_idle(page)
+        assert canvas_points(page) == points
+        assert f"of a {points}-point ink" in page.locator(".st-key-cont_caption").inner_text()
+
         # upload a two-line JSON file, pick the second line
         import vrnn
         from vrnn.formats import ink_to_json_bytes
 
         page.locator(".st-key-source button").nth(1).click()
         wait_idle(page)
+        lines = vrnn.synthetic_inks(2, seed=11)
         upload = page.locator(".st-key-upload input[type='file']")
         upload.set_input_files(files=[{"name": "two-lines.json", "mimeType": "application/json",
-                                       "buffer": ink_to_json_bytes(vrnn.synthetic_inks(2, seed=11))}])
+                                       "buffer": ink_to_json_bytes(lines)}])
         page.wait_for_selector(".st-key-upload_pick", timeout=TIMEOUT_MS)
         wait_idle(page)
+        assert f"of a {lines[0].num_points}-point ink" in page.locator(".st-key-cont_caption").inner_text()
+        page.locator(".st-key-upload_pick [role='combobox']").click()
+        page.get_by_role("option").nth(1).click()
+        wait_idle(page)
+        assert f"of a {lines[1].num_points}-point ink" in page.locator(".st-key-cont_caption").inner_text()
         assert visible(page, "continuations") and visible(page, "kl_ink")
         assert_no_exception(page)
 
