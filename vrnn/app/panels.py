@@ -92,11 +92,14 @@ def linked_views(trace, service: ModelService, style: figures.Style) -> None:
     @st.fragment(run_every=PLAY_INTERVAL_S if playing else None)
     def views() -> None:
         if st.session_state.get("playing", False):
-            nxt = int(st.session_state.get("step", 0)) + max(1, T // PLAY_TICKS)
+            # The position lives outside the widget: a tick can start before the browser has
+            # shown the last one, and the slider value it sends back would hold playback still.
+            nxt = int(st.session_state.get("play_pos", 0)) + max(1, T // PLAY_TICKS)
             if nxt > T - 1:
                 st.session_state["playing"] = False
                 st.session_state["step"] = T - 1
                 st.rerun()  # the whole app: the fragment stops ticking
+            st.session_state["play_pos"] = nxt
             st.session_state["step"] = nxt
         c1, c2 = st.columns([8, 1], vertical_alignment="bottom")
         step = c1.slider("Time step: one cursor for every view below", 0, max(T - 1, 1), key="step",
@@ -105,8 +108,9 @@ def linked_views(trace, service: ModelService, style: figures.Style) -> None:
         if c2.button("Play" if paused else "Pause", icon=":material/play_arrow:" if paused else ":material/pause:",
                      key="play", width="stretch"):
             _toggle_play()
-            if st.session_state["playing"] and int(st.session_state.get("step", 0)) >= T - 1:
-                st.session_state["step"] = 0
+            if st.session_state["playing"]:
+                start = int(st.session_state.get("step", 0))
+                st.session_state["play_pos"] = 0 if start >= T - 1 else start
             st.rerun()
         step = min(int(step), T - 1)
         totals = trace_totals(trace)
