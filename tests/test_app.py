@@ -360,3 +360,19 @@ def test_retrain_a_few_steps_makes_a_new_selectable_model(app_env):
     at.run()
     assert not at.exception and "continuations" in chart_keys(at)
     assert threading.active_count() < 50
+
+
+def test_play_advances_the_linked_step_and_stops_at_the_end(app_env):
+    from vrnn.app.ui import INPUT_SOURCES
+
+    at = run_app(source=INPUT_SOURCES[2])
+    last = at.slider(key="step").max
+    at.button(key="play").click().run()
+    assert at.session_state["playing"] is True
+    first = at.slider(key="step").value
+    at.run()  # what a timer tick of the fragment does
+    assert at.slider(key="step").value > first > 0
+    at.session_state["play_pos"] = last - 1
+    at.run()
+    assert at.session_state["playing"] is False and at.slider(key="step").value == last
+    assert not at.exception
