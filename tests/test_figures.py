@@ -167,6 +167,15 @@ def test_step_bars_have_kl_and_nll_and_one_cursor_per_panel():
     assert shapes_at(fig) == [12, 12]
 
 
+def test_long_inks_get_step_outlines_instead_of_bars():
+    tr = fake_trace(T=300)
+    fig = figures.step_bars_figure(tr, step=5, max_bars=200)
+    outlines = [d for d in fig.data if d.type == "scatter" and d.fill == "tozeroy"]
+    assert len(outlines) == 2 and not [d for d in fig.data if d.type == "bar"]
+    np.testing.assert_allclose(outlines[0].y, np.round(tr.kl, 3))
+    assert outlines[0].line.shape == "hvh"
+
+
 def test_step_is_clipped_into_range():
     tr = fake_trace(T=30)
     assert shapes_at(figures.step_bars_figure(tr, step=999)) == [29, 29]
@@ -201,7 +210,7 @@ def test_latent_pca_figure_shows_prior_and_posterior_paths_and_cursor():
     post = (tr.post_mu - mean) @ W
     cursor = fig.data[-1]
     assert cursor.x[1] == pytest.approx(post[5, 0]) and cursor.y[1] == pytest.approx(post[5, 1])
-    paths = [d for d in fig.data if d.mode == "lines+markers" and d.name]
+    paths = [d for d in fig.data if d.name and d.fill != "toself"]
     assert all(len(d.x) == tr.steps - 1 and d.customdata[0] == 1 for d in paths)
     # uncertainty ellipses are filled shapes
     assert sum(d.fill == "toself" for d in fig.data) == 2
