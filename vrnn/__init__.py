@@ -21,6 +21,9 @@ _LAZY = {
     "RNNGMM": "vrnn.model",
     "Trace": "vrnn.inference",
     "load_model": "vrnn.checkpoint",
+    "fit": "vrnn.train",
+    "TrainOptions": "vrnn.train",
+    "Limits": "vrnn.formats",
     "CheckpointError": "vrnn.checkpoint",
 }
 
