@@ -68,7 +68,17 @@ def bundled_service(kind: str, path: str) -> ModelService:
 
     _torch_setup()
     model = load_model(path, device=os.environ.get("VRNN_APP_DEVICE") or None)
+    warm_up(model)
     return ModelService(model, BUNDLED[kind])
+
+
+def warm_up(model) -> None:
+    """One tiny trace and continuation, so the first pen-up does not pay torch's first-call costs."""
+    import numpy as np
+
+    ink = Ink(strokes=[np.array([[0.0, 0.0], [4.0, 6.0], [8.0, 0.0], [12.0, 6.0]])])
+    model.trace(ink)
+    model.continue_ink(ink, n=1, steps=2)
 
 
 def try_bundled(kind: str) -> tuple[ModelService | None, str | None]:
