@@ -157,13 +157,15 @@ def model_summary(service: ModelService) -> str:
     line = " · ".join(b for b in bits if b)
     extra = []
     if card.get("data"):
-        extra.append(f"data: {card['data']}")
+        n = card.get("train_inks")
+        extra.append(f"trained on {n:,} {card['data']} inks" if isinstance(n, int) else f"data: {card['data']}")
     if card.get("steps"):
-        extra.append(f"{card['steps']} steps")
+        extra.append(f"{card['steps']:,} steps")
     metrics = card.get("metrics") or {}
-    elbo = metrics.get("valid_elbo_per_point") or metrics.get("elbo_per_point")
-    if isinstance(elbo, (int, float)):
-        extra.append(f"valid ELBO {elbo:.3f} nats/pt")
+    elbo = next((metrics[k] for k in ("best_valid_elbo_per_point", "last_valid_elbo_per_point", "elbo_per_point")
+                 if isinstance(metrics.get(k), (int, float))), None)
+    if elbo is not None:
+        extra.append(f"validation ELBO {elbo:.2f} nats/point")
     return line + ("  \n" + " · ".join(str(e) for e in extra) if extra else "")
 
 
