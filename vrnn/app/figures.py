@@ -193,6 +193,11 @@ def _empty(message: str, style: Style, title: str | None = None, height: int | N
     return _figure([], layout, style, title, height)
 
 
+def placeholder_figure(message: str, style: Style = DEFAULT_STYLE, height: int | None = None) -> go.Figure:
+    """An empty figure that only says ``message`` (keeps a view's place before there is data)."""
+    return _empty(message, style, height=height)
+
+
 def _clip_step(step: int | None, T: int) -> int | None:
     if step is None or T == 0:
         return None

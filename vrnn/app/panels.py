@@ -57,8 +57,10 @@ def continuations_pane(ink: Ink | None, service: ModelService, settings: Continu
     more.button("More", icon=":material/casino:", key="more", on_click=_next_seed, disabled=ink is None, width="stretch",
                 help="New continuations from the next seed (reproducible: the seed is in the sidebar).")
     if ink is None:
-        st.info("Write in the box on the left (or upload / pick an example): continuations appear here "
-                "the moment you lift the pen.")
+        # A chart even without ink: the browser loads plotly now, not on the first pen-up.
+        chart(figures.placeholder_figure("Write in the box on the left (or upload, or pick an example):<br>"
+                                         "continuations appear here the moment you lift the pen.",
+                                         style, height=style.scaled_height(0.85)), "continuations")
         return None
     conts = safe(lambda: service.continuations(ink, settings), "continue this ink")
     if conts is None:
