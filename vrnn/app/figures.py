@@ -565,7 +565,8 @@ def latent_pca_figure(trace, step: int | None = None, style: Style = DEFAULT_STY
                          marker=dict(size=style.cursor_size * 0.8, color=[PRIOR_COLOR, POSTERIOR_COLOR],
                                      line=dict(color=CURSOR_COLOR, width=3))))
     layout = dict(xaxis=dict(title=dict(text=f"PC1 ({ratio[0]:.0%} of variance)")),
-                  yaxis=dict(title=dict(text=f"PC2 ({ratio[1]:.0%})"), scaleanchor="x", scaleratio=1))
+                  # free aspect: PC2 often holds a few % of the variance, and equal scales would flatten it
+                  yaxis=dict(title=dict(text=f"PC2 ({ratio[1]:.0%})")))
     return _figure(data, layout, style, title, height=style.scaled_height(1.15), legend=True)
 
 
