@@ -293,7 +293,7 @@ def test_tabs_presentation_mode_and_memory_after_20_interactions(browser, app_se
         page.get_by_role("tab", name="Pen replay").click()
         wait_idle(page)
         page.locator(".st-key-replay .updatemenu-button").first.click()  # plotly's ▶ Replay
-        page.wait_for_timeout(2000)  # the prefix is written, the continuations are growing
+        page.wait_for_timeout(1800)  # the prefix is written, the continuations are growing
         page.screenshot(path=str(Path(shots_dir) / "app_replay.png"))
         interactions += 2
         page.get_by_role("tab", name="Surprise").click()

@@ -320,14 +320,16 @@ def _chunks(points_per_stroke: Sequence[np.ndarray], n_chunks: int) -> list[list
     return out
 
 
-def replay_figure(prefix, continuations: Sequence, prefix_frames: int = 20, continuation_frames: int = 30,
-                  style: Style = DEFAULT_STYLE, title: str | None = None, frame_ms: int = 60) -> go.Figure:
+def replay_figure(prefix, continuations: Sequence, prefix_frames: int = 12, continuation_frames: int = 18,
+                  style: Style = DEFAULT_STYLE, title: str | None = None, frame_ms: int = 50) -> go.Figure:
     """Animated pen replay: the prefix is written, then all continuations grow at once.
 
     Each ink is cut into chunks that are separate traces; frame 0 hides all but the
     first, each later frame only reveals the chunks that appear then and moves the pen
     tips, so the payload grows with the number of points, not (frames x points).
     Replay / pause buttons come with the figure; it is drawn complete until played.
+    Every frame redraws every chunk trace, so the frame counts stay modest (about
+    50 ms per frame for 85 traces in headless Chromium on a loaded 2-core CPU).
     """
     continuations = [c for c in continuations if c.num_points]
     if not prefix.num_points and not continuations:
