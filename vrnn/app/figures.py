@@ -551,8 +551,8 @@ def latent_pca_figure(trace, step: int | None = None, style: Style = DEFAULT_STY
                                        ("posterior", post, trace.post_sigma, POSTERIOR_COLOR)):
         ex, ey = _ellipses(center, np.asarray(sigma)[first:], W, every)
         data.append(_lines(ex, ey, _rgba(color, 0.18), 0.8, fill="toself", fillcolor=_rgba(color, 0.06)))
-    for name, center, color, dash in (("prior p(z_t | h_{t-1})", prior, PRIOR_COLOR, "dot"),
-                                      ("posterior q(z_t | x_t, h_{t-1})", post, POSTERIOR_COLOR, "solid")):
+    for name, center, color, dash in (("prior p(z | h)", prior, PRIOR_COLOR, "dot"),
+                                      ("posterior q(z | x, h)", post, POSTERIOR_COLOR, "solid")):
         c = np.round(center, 4)
         # lines without per-step markers: a marker is one SVG element each, slow to redraw on every tick
         data.append(dict(type="scatter", x=c[:, 0], y=c[:, 1], mode="lines", name=name,
