@@ -19,7 +19,14 @@ import torch
 import vrnn
 from vrnn import Ink
 from vrnn.app import canvas, exports, figures, jobs
-from vrnn.app.compute import ContinuationSettings, LRUCache, ModelService, comparison_rows, ink_digest, trace_totals
+from vrnn.app.compute import (
+    ContinuationSettings,
+    LRUCache,
+    ModelService,
+    comparison_rows,
+    ink_digest,
+    trace_totals,
+)
 from vrnn.app.examples import builtin_examples, character_ink, character_names
 from vrnn.app.state import SessionData, parse_upload
 from vrnn.formats import ink_to_json_bytes

@@ -188,7 +188,7 @@ def test_pca_finds_the_dominant_direction_with_a_stable_sign():
     X = np.zeros((200, 4))
     X[:, 2] = rng.normal(0, 5, 200)
     X[:, 0] = rng.normal(0, 1, 200)
-    mean, W, ratio = figures.pca_projection(X)
+    _, W, ratio = figures.pca_projection(X)
     assert W.shape == (4, 2)
     assert abs(W[2, 0]) == pytest.approx(1.0, abs=1e-3) and W[2, 0] > 0
     assert ratio[0] > ratio[1] > 0
@@ -197,7 +197,7 @@ def test_pca_finds_the_dominant_direction_with_a_stable_sign():
 
 
 def test_pca_of_one_latent_dimension_pads_with_zeros():
-    mean, W, ratio = figures.pca_projection(np.arange(10.0)[:, None])
+    _, W, _ = figures.pca_projection(np.arange(10.0)[:, None])
     assert W.shape == (1, 2) and W[0, 1] == 0
 
 

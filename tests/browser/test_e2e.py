@@ -247,7 +247,7 @@ def test_four_sessions_drawing_at_once_all_get_results(browser, app_server):
                 if k < len(strokes[i]):
                     last_up[i] = dispatch_stroke(page, strokes[i][k])
         times = [wait_views(page, t) for page, t in zip(pages, last_up)]
-        print(f"\n[e2e] four sessions: last pen-up to views " + ", ".join(f"{t:.0f}" for t in times)
+        print("\n[e2e] four sessions: last pen-up to views " + ", ".join(f"{t:.0f}" for t in times)
               + f" ms; all done {time.perf_counter() - started:.1f} s after the first stroke")
         for i, (page, s) in enumerate(zip(pages, strokes)):
             page.bring_to_front()

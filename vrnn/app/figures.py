@@ -18,8 +18,9 @@ rebuilds every view on each tick of the time slider, so that matters.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -49,11 +50,11 @@ class Style:
     height: int = 340
 
     @classmethod
-    def presentation(cls) -> "Style":
+    def presentation(cls) -> Style:
         return cls(font_size=20, line_width=4.5, marker_size=10.0, cursor_size=24.0, height=440)
 
     def scaled_height(self, factor: float) -> int:
-        return int(round(self.height * factor))
+        return round(self.height * factor)
 
 
 DEFAULT_STYLE = Style()
@@ -306,7 +307,7 @@ def _chunks(points_per_stroke: Sequence[np.ndarray], n_chunks: int) -> list[list
         return [[] for _ in range(n_chunks)]
     bounds = np.linspace(0, total, n_chunks + 1).round().astype(int)
     out = []
-    for a, b in zip(bounds[:-1], bounds[1:]):
+    for a, b in itertools.pairwise(bounds):
         pieces: dict[int, list[int]] = {}
         for k, i in flat[a:b]:
             pieces.setdefault(k, []).append(i)

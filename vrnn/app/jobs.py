@@ -21,8 +21,9 @@ import threading
 import time
 import traceback
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from vrnn.ink import Ink
 
@@ -99,7 +100,7 @@ def split_train_valid(inks: Sequence[Ink], valid_fraction: float = 0.1) -> tuple
     inks = list(inks)
     if len(inks) < 5:
         return inks, inks
-    every = max(2, int(round(1 / valid_fraction)))
+    every = max(2, round(1 / valid_fraction))
     valid = inks[::every]
     train = [ink for i, ink in enumerate(inks) if i % every]
     return train, valid
@@ -134,7 +135,7 @@ class TrainingJob:
         weakref.finalize(self, self.stop_event.set)
 
     # ------------------------------------------------------------- control
-    def start(self) -> "TrainingJob":
+    def start(self) -> TrainingJob:
         """Start the worker; raises :class:`TrainingBusy` when the global cap is reached."""
         global _running
         if self._thread is not None:

@@ -12,7 +12,13 @@ from vrnn.ink import Ink
 
 from . import exports, figures
 from .compute import ContinuationSettings, ModelService, comparison_rows, trace_totals
-from .jobs import MAX_CONCURRENT_TRAININGS, TrainingBusy, TrainingJob, TrainingRequest, running_trainings
+from .jobs import (
+    MAX_CONCURRENT_TRAININGS,
+    TrainingBusy,
+    TrainingJob,
+    TrainingRequest,
+    running_trainings,
+)
 from .state import SessionData, one_line, parse_upload
 
 TAB_LABELS = (":material/insights: Surprise & latent dynamics", ":material/play_circle: Pen replay",

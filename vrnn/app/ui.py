@@ -191,10 +191,10 @@ def draw_input(data: SessionData, style: figures.Style) -> Ink | None:
         return None
     if ink is not None:
         c1, c2 = st.columns([3, 2], vertical_alignment="center")
-        if c1.button("Add to my training set", icon=":material/playlist_add:", key="add_drawing",
-                     help="Collect this drawing for retraining (Retrain tab)."):
-            if data.add_drawing(ink):
-                st.toast("Drawing added to your training set")
+        added = c1.button("Add to my training set", icon=":material/playlist_add:", key="add_drawing",
+                          help="Collect this drawing for retraining (Retrain tab).")
+        if added and data.add_drawing(ink):
+            st.toast("Drawing added to your training set")
         c2.caption(f"{len(data.drawings)} drawing(s) collected for retraining")
     return ink
 
