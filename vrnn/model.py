@@ -92,6 +92,74 @@ def _mlp(sizes: list[int], final_act: bool) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+class _WeightGradBank:
+    """Inputs and output gradients of one weight matrix used at every time step.
+
+    Autograd would compute the weight's gradient as ``T`` small matmuls during BPTT;
+    :class:`_StepMatmul` banks the pairs instead, and :class:`_BankedWeight` (whose
+    backward the engine runs only after every step that used the weight) turns them
+    into the gradient with one large matmul, which runs near the machine's peak.
+    """
+
+    def __init__(self):
+        self.inputs: list[torch.Tensor] = []
+        self.grads: list[torch.Tensor] = []
+
+
+class _BankedWeight(torch.autograd.Function):
+    """Identity on a weight; its backward emits the banked weight gradient."""
+
+    @staticmethod
+    def forward(ctx, w_t, bank):
+        ctx.bank = bank
+        return w_t.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        bank = ctx.bank
+        if bank.inputs:
+            gw = torch.cat(bank.inputs).t() @ torch.cat(bank.grads)
+            g = gw if g is None else g + gw
+            bank.inputs.clear()
+            bank.grads.clear()
+        return g, None
+
+
+class _StepMatmul(torch.autograd.Function):
+    """``x @ w_t`` inside the time loop; the weight's gradient goes to the bank."""
+
+    @staticmethod
+    def forward(ctx, x, w_t, bank):
+        ctx.save_for_backward(x, w_t)
+        ctx.bank = bank
+        return x @ w_t
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w_t = ctx.saved_tensors
+        ctx.bank.inputs.append(x)
+        ctx.bank.grads.append(g)
+        gx = g @ w_t.t() if ctx.needs_input_grad[0] else None
+        return gx, None, None
+
+
+class _LoopWeight:
+    """A weight read once per time step: ``x @ w_t`` with batched weight gradients when training."""
+
+    def __init__(self, w_t: torch.Tensor):
+        self.training = torch.is_grad_enabled() and w_t.requires_grad
+        if self.training:
+            self.bank = _WeightGradBank()
+            self.w_t = _BankedWeight.apply(w_t, self.bank)
+        else:
+            self.w_t = w_t
+
+    def addmm(self, bias: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            return bias + _StepMatmul.apply(x, self.w_t, self.bank)
+        return torch.addmm(bias, x, self.w_t)
+
+
 def _masks(mask: torch.Tensor):
     """``(kl_mask, nll_mask)``: row 0 is given, so its NLL is not scored."""
     nll_mask = mask.clone()
@@ -200,16 +268,17 @@ class VRNN(_Base):
         # unbind, not x[:, t]: indexing inside the loop costs a full-size gradient per step
         enc_xs, gin_xs = enc_x.unbind(1), gin_x.unbind(1)
         eps_s = eps.unbind(1) if eps is not None else [None] * T
+        loop_h, loop_z = _LoopWeight(w_h_t), _LoopWeight(w_z_t)
         hs, mus, sigmas, zs, pzs = [], [], [], [], []
         for t in range(T):
-            hp_enc, hp_rnn = torch.addmm(b_h, h, w_h_t).split([M, w_h.shape[0] - M], 1)
+            hp_enc, hp_rnn = loop_h.addmm(b_h, h).split([M, w_h.shape[0] - M], 1)
             e = torch.relu(enc_xs[t] + hp_enc)
             mu, raw_s = F.linear(e, hw, hb).chunk(2, 1)  # q(z_t | x_t, h_{t-1})
             sigma = F.softplus(raw_s) + floor
             z = mu if eps_s[t] is None else torch.addcmul(mu, sigma, eps_s[t])
             pz = torch.relu(F.linear(z, zw, zb))
             hs.append(h)
-            h, cell = self._rnn_update(torch.addmm(gin_xs[t], pz, w_z_t), hp_rnn, h, cell)
+            h, cell = self._rnn_update(loop_z.addmm(gin_xs[t], pz), hp_rnn, h, cell)
             mus.append(mu)
             sigmas.append(sigma)
             zs.append(z)
