@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -77,9 +78,21 @@ def model_env(tmp_path_factory):
     return env
 
 
+@dataclass
+class AppServer:
+    url: str
+    proc: subprocess.Popen
+    log: Path
+
+    def uncaught_errors(self) -> list[str]:
+        """Tracebacks of script runs that failed (Streamlit logs "Uncaught app execution")."""
+        text = self.log.read_text(errors="replace")
+        return [chunk[:3000] for chunk in text.split("Uncaught app execution")[1:]]
+
+
 @pytest.fixture(scope="session")
 def app_server(chromium_path, model_env, tmp_path_factory):
-    """``streamlit run app.py`` on a free port; yields ``(url, process)``."""
+    """``streamlit run app.py`` on a free port, as an :class:`AppServer`."""
     port = _free_port()
     log = tmp_path_factory.mktemp("e2e-log") / "streamlit.log"
     env = dict(os.environ, OMP_NUM_THREADS="1", VRNN_APP_TIMING="1",
@@ -92,7 +105,7 @@ def app_server(chromium_path, model_env, tmp_path_factory):
     try:
         _wait_healthy(url, proc, log)
         print(f"\n[e2e] app at {url} on the {model_env['kind']} model")
-        yield url, proc
+        yield AppServer(url, proc, log)
     finally:
         proc.terminate()
         try:
@@ -100,9 +113,6 @@ def app_server(chromium_path, model_env, tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        text = log.read_text(errors="replace")
-        if "Traceback" in text:
-            print("[e2e] server log has a traceback:\n" + text[-4000:])
 
 
 @pytest.fixture(scope="session")

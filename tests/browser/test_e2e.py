@@ -150,8 +150,7 @@ def assert_no_exception(page) -> None:
 
 # ----------------------------------------------------------------- tests
 def test_draw_a_word_then_scrub_and_upload(browser, app_server, shots_dir):
-    url, _ = app_server
-    ctx, page = open_app(browser, url, TALL)
+    ctx, page = open_app(browser, app_server.url, TALL)
     try:
         strokes = word_strokes(canvas_box(page))
         times = []
@@ -235,8 +234,7 @@ def test_draw_a_word_then_scrub_and_upload(browser, app_server, shots_dir):
 
 
 def test_four_sessions_drawing_at_once_all_get_results(browser, app_server):
-    url, _ = app_server
-    sessions = [open_app(browser, url) for _ in range(4)]
+    sessions = [open_app(browser, app_server.url) for _ in range(4)]
     try:
         pages = [p for _, p in sessions]
         strokes = [word_strokes(canvas_box(p), word) for p, word in zip(pages, ("bake", "beak", "keR", "ab3"))]
@@ -261,8 +259,8 @@ def test_four_sessions_drawing_at_once_all_get_results(browser, app_server):
 
 
 def test_tabs_presentation_mode_and_memory_after_20_interactions(browser, app_server, shots_dir):
-    url, proc = app_server
-    ctx, page = open_app(browser, url, TALL)
+    proc = app_server.proc
+    ctx, page = open_app(browser, app_server.url, TALL)
     try:
         rss_start = server_rss_mb(proc)
         interactions = 0
@@ -316,3 +314,9 @@ def test_tabs_presentation_mode_and_memory_after_20_interactions(browser, app_se
         print(f"[e2e] screenshots in {shots_dir}")
     finally:
         ctx.close()
+
+
+def test_no_script_run_failed_on_the_server(app_server):
+    """Last in this file: every run of every session above ended without an uncaught exception."""
+    errors = app_server.uncaught_errors()
+    assert not errors, errors[0]
