@@ -210,3 +210,12 @@ def test_state_cache_does_not_change_results(model):
     cached = model.continue_ink(ink, n=2, steps=15, seed=6)
     for a, b in zip(fresh, cached):
         np.testing.assert_allclose(a.points, b.points, rtol=1e-5, atol=1e-4)
+
+
+def test_a_model_that_served_inference_can_be_deep_copied(model):
+    import copy
+
+    model.trace(_ink())
+    clone = copy.deepcopy(model)
+    assert len(clone._state_cache.items) == 0 and clone._state_cache.lock is not model._state_cache.lock
+    np.testing.assert_array_equal(clone.trace(_ink()).kl, model.trace(_ink()).kl)

@@ -91,6 +91,9 @@ class _StateCache:
     def key(x: torch.Tensor, seed: int):
         return (hashlib.sha1(x.detach().cpu().numpy().tobytes()).hexdigest(), int(seed), str(x.device))
 
+    def __deepcopy__(self, memo) -> "_StateCache":
+        return _StateCache(self.size)  # a copied model starts with an empty cache (and its own lock)
+
     def get(self, key):
         with self.lock:
             if key in self.items:
