@@ -75,11 +75,12 @@ def _generator(seed: int) -> torch.Generator:
 
 
 class _StateCache:
-    """A small LRU of recurrent states after a prefix, keyed by (prefix, seed).
+    """A small thread-safe LRU: recurrent states after a prefix keyed by (prefix, seed),
+    and prepared inks keyed by their points.
 
     ``trace`` fills it and ``continue_ink`` on the same ink and seed reuses it (the app
-    calls both after every pen-up), so the prefix is read once. Results are identical
-    with or without it.
+    calls both after every pen-up), so the prefix is cleaned and read once. Results are
+    identical with or without it.
     """
 
     def __init__(self, size: int = 16):
@@ -101,11 +102,18 @@ class _StateCache:
                 return self.items[key]
         return None
 
-    def put(self, key, state):
+    def put(self, key, value):
         with self.lock:
-            self.items[key] = tuple(s.detach() for s in state)
+            self.items[key] = value if isinstance(value, _Prepared) else tuple(s.detach() for s in value)
             while len(self.items) > self.size:
                 self.items.popitem(last=False)
+
+
+class _Prepared(tuple):
+    """``(Prepared, x)``; a tuple subclass so the cache stores it as it is."""
+
+    def __new__(cls, prep, x):
+        return super().__new__(cls, (prep, x))
 
 
 class InferenceMixin:
@@ -132,8 +140,17 @@ class InferenceMixin:
 
     # ---------------------------------------------------------------- helpers
     def _prepare(self, ink: Ink):
+        h = hashlib.sha1()
+        for s in ink.strokes:
+            h.update(np.ascontiguousarray(s).tobytes())
+            h.update(b"|")
+        key = ("prepared", h.hexdigest(), repr(self.preprocess_config), str(self.device))
+        hit = self._state_cache.get(key)
+        if hit is not None:
+            return hit
         prep = prepare(ink, self.preprocess_config)
         x = torch.from_numpy(self.normalizer.normalize(prep.offsets)).to(self.device)
+        self._state_cache.put(key, _Prepared(prep, x))
         return prep, x
 
     def _noise(self, n: int, steps: int, seed: int) -> dict:
@@ -176,7 +193,7 @@ class InferenceMixin:
         npy = lambda k: t[k][0].float().cpu().numpy() if Z else empty  # noqa: E731
         ink_off = prep.ink.to_offsets()
         return Trace(
-            ink=prep.ink,
+            ink=prep.ink.copy(),  # the cached one stays untouched
             offsets=ink_off,
             points=prep.ink.points,
             pen=ink_off[:, 2].copy(),

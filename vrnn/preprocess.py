@@ -25,6 +25,7 @@ standardizes them; its inverse and the scale map model output back to ink coordi
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -80,12 +81,14 @@ def drop_jitter(points: np.ndarray, min_dist: float) -> np.ndarray:
     n = len(points)
     if n <= 1:
         return np.arange(n)
+    pts = points.tolist()  # plain floats: the greedy pass is sequential, numpy per point is slow
     keep = [0]
-    last = points[0]
-    for i in range(1, n):  # strokes are short; a vectorized greedy pass is not exact
-        if np.hypot(*(points[i] - last)) >= min_dist:
+    lx, ly = pts[0]
+    for i in range(1, n):
+        x, y = pts[i]
+        if math.hypot(x - lx, y - ly) >= min_dist:
             keep.append(i)
-            last = points[i]
+            lx, ly = x, y
     if keep[-1] != n - 1:
         if len(keep) > 1:
             keep[-1] = n - 1
