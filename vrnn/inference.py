@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .ink import Ink
-from .preprocess import prepare
+from .preprocess import collate, prepare
 
 
 @dataclass
@@ -276,8 +276,6 @@ class InferenceMixin:
         bs = max(1, min(batch_size, rows))
         for b0 in range(0, len(order), bs):
             idx = order[b0 : b0 + bs]
-            from .preprocess import collate
-
             x, mask = collate([seqs[i].numpy() for i in idx])
             x, mask = x.to(self.device), mask.to(self.device)
             nll_mask = mask.clone()
