@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .ink import Ink, InkFormatError
+from .text import one_line
 
 SYNTHETIC = "synthetic"
 #: File suffixes searched for in a data folder (what :func:`vrnn.read_ink` detects).
@@ -55,13 +56,9 @@ def _read_file(path: Path) -> list[Ink]:
     try:
         return list(read_ink(path, limits=TRAINING_LIMITS))
     except InkFormatError as e:
-        raise DataError(_one_line(str(e)) or f"{path}: not a readable ink file") from e
+        raise DataError(one_line(str(e)) or f"{path}: not a readable ink file") from e
     except OSError as e:
         raise DataError(f"{path}: cannot read ({e.strerror or e})") from e
-
-
-def _one_line(message: str) -> str:
-    return " ".join(message.split())
 
 
 def read_inks(spec: str | Path, *, warn=None) -> list[Ink]:

@@ -9,6 +9,7 @@ import numpy as np
 import streamlit as st
 
 from vrnn.ink import Ink
+from vrnn.text import one_line
 
 from . import exports, figures
 from .compute import ContinuationSettings, ModelService, comparison_rows, trace_totals
@@ -19,7 +20,7 @@ from .jobs import (
     TrainingRequest,
     running_trainings,
 )
-from .state import SessionData, one_line, parse_upload
+from .state import SessionData, parse_upload
 
 TAB_LABELS = (":material/insights: Surprise & latent dynamics", ":material/play_circle: Pen replay",
               ":material/auto_awesome: Samples", ":material/compare_arrows: VRNN vs RNN-GMM",

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vrnn.ink import Ink
+from vrnn.text import one_line
 
 MAX_SESSION_DRAWINGS = 500
 MAX_SESSION_MODELS = 3
@@ -75,12 +76,6 @@ def parse_upload(file_id: str, name: str, data: bytes) -> UploadResult:
     if not inks:
         return UploadResult(file_id, name, error=f"{name}: holds no ink with at least two points")
     return UploadResult(file_id, name, inks=inks)
-
-
-def one_line(text: str, limit: int = 300) -> str:
-    """The first line of a message, shortened: errors on the page are one line."""
-    first = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
-    return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
 def ink_choice_label(index: int, ink: Ink) -> str:

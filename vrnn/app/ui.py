@@ -15,12 +15,13 @@ import time
 import streamlit as st
 
 from vrnn.ink import Ink
+from vrnn.text import one_line
 
 from . import figures, panels
 from .canvas import pen_canvas
 from .compute import ContinuationSettings, ModelService
 from .examples import builtin_examples
-from .state import SessionData, ink_choice_label, one_line, parse_upload
+from .state import SessionData, ink_choice_label, parse_upload
 
 BUNDLED = {"vrnn": "VRNN (bundled)", "rnn": "RNN-GMM baseline (bundled)"}
 INPUT_SOURCES = (":material/draw: Draw", ":material/upload_file: Upload", ":material/menu_book: Examples")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vrnn.ink import Ink, InkFormatError
+from vrnn.text import one_line as _one_line
 
 _MAX_MESSAGE = 400  # characters in one error message; files can put anything in it
 
@@ -49,9 +50,8 @@ TRAINING_LIMITS = Limits(max_bytes=1_000_000_000, max_points=100_000_000, max_in
 
 
 def one_line(text: str, limit: int = _MAX_MESSAGE) -> str:
-    """``text`` on one line (control characters become spaces), cut to ``limit`` characters."""
-    flat = "".join(ch if ch.isprintable() else " " for ch in str(text))
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+    """``text`` on one line, cut to ``limit`` characters (:func:`vrnn.text.one_line`)."""
+    return _one_line(text, limit)
 
 
 def snippet(value: object, limit: int = 40) -> str:
