@@ -1,8 +1,13 @@
-"""The built-in synthetic handwriting corpus: cursive lines with human-like pen timing.
+"""The built-in synthetic handwriting corpus: cursive and printed writing with human-like
+pen (or mouse) timing.
 
-Letter shapes come from the single-stroke Hershey script fonts (``cursive`` and
-``scripts``, which share their letters; a few writers print with ``futural`` /
-``rowmans``). A line is made in five steps, all vectorized over the line:
+Letter shapes come from the single-stroke Hershey fonts: the script fonts ``cursive``
+and ``scripts`` (which share their letters; letters join within a word) and the print
+fonts ``futural`` / ``rowmans`` (letters written apart). Half the pen writers print;
+40% of all writers use a mouse (:data:`MOUSE_SHARE`), and 60% of those print. Items are
+what people write in the app (:func:`random_item`): lines of 2-6 words, one or two
+words, single letters and digits, and numbers. A line is made in five steps, all
+vectorized over the line:
 
 1. **Layout** (font units, y down): glyph strokes placed left to right with the
    writer's letter and word spacing and a little per-letter size / baseline jitter.
@@ -19,8 +24,11 @@ Letter shapes come from the single-stroke Hershey script fonts (``cursive`` and
 4. **Kinematics**: pen speed follows the two-thirds power law
    ``v = K * curvature ** (-1/3)`` (clipped), with smooth minimum-jerk-like
    ramps at the start and end of every stroke; the pen is sampled at 100 Hz like
-   a tablet; pen-up travel takes ``pause + distance / speed``.
-5. **Tremor**: small, slightly smoothed noise on the sampled points.
+   a tablet; pen-up travel takes ``pause + distance / speed``. A mouse is slower,
+   with a flatter speed profile (a smaller curvature exponent), and is sampled at
+   browser pointer events (about 60 Hz, uneven gaps, the odd dropped frame).
+5. **Tremor**: small, slightly smoothed noise on the sampled points; a mouse adds a
+   slow drift of the hand and lands on whole pixels.
 
 Coordinates: y down, one unit is roughly one pixel, x-heights of 20-60 units.
 Hershey's own data is already y-down (cap line -12, baseline +9), so no flip is
@@ -52,6 +60,10 @@ SPLITS = ("train", "valid", "test")
 _SPLIT_CODE = {None: 0, "train": 1, "valid": 2, "test": 3}
 _STYLE_SEED = 20150605  # fixed: a writer's style must not change with the corpus seed
 
+MOUSE_SHARE = 0.4  # writers who write with a mouse (browser pointer events)
+PRINT_SHARE = 0.5  # pen writers who print rather than join letters
+MOUSE_PRINT_SHARE = 0.6  # mouse writers who print
+MOUSE_EVENT_HZ = 60.0  # typical pointer-event rate of a browser
 SCRIPT_FONTS = ("cursive", "scripts")
 PRINT_FONTS = ("futural", "rowmans")
 _BASELINE = 9.0  # Hershey baseline, font units, y down
@@ -158,19 +170,29 @@ class SyntheticWriter:
     speed_gain: float = 1.0  # exponent scale on the curvature law (0 = constant speed)
     tremor: float = 0.01  # tremor amplitude, in x-heights
     lift_prob: float = 0.0  # chance of a pen lift between two joined letters
+    device: str = "pen"  # "pen" (tablet: 100 Hz clock) or "mouse" (browser pointer events)
+    wobble: float = 0.0  # slow hand drift of a mouse, in x-heights (0 for a pen)
 
     @classmethod
     def random(cls, rng: np.random.Generator, writer_id: str = "syn-custom") -> SyntheticWriter:
-        """Draw a style; the ranges are chosen to look like real lines of handwriting."""
+        """Draw a style; the ranges are chosen to look like real lines of handwriting.
+
+        App users mostly write with a mouse and often print, so 40% of the writers use a
+        mouse (slower, with a flatter speed profile, uneven pointer-event timing, integer
+        pixels and a slow drift of the hand; 60% of them print) and half of the pen
+        writers print.
+        """
         u = rng.uniform
-        font = str(rng.choice(PRINT_FONTS)) if u() < 0.12 else str(rng.choice(SCRIPT_FONTS))
-        return cls(
+        mouse = u() < MOUSE_SHARE
+        printed = u() < (MOUSE_PRINT_SHARE if mouse else PRINT_SHARE)
+        font = str(rng.choice(PRINT_FONTS)) if printed else str(rng.choice(SCRIPT_FONTS))
+        shape = dict(
             writer_id=writer_id,
             font=font,
             x_height=float(np.exp(u(np.log(20.0), np.log(60.0)))),
             slant_deg=float(np.clip(rng.normal(4.0, 7.5), -14.0, 24.0)),
             width=float(np.exp(rng.normal(0.0, 0.13))),
-            letter_spacing=float(u(-1.5, 2.5)),
+            letter_spacing=float(u(-1.5, 2.5)) + (float(u(0.0, 2.5)) if printed else 0.0),
             word_spacing=float(u(8.0, 16.0)),
             letter_jitter=float(u(0.01, 0.07)),
             ascender=float(u(0.55, 1.0)),
@@ -180,6 +202,20 @@ class SyntheticWriter:
             deform_amp=float(u(0.2, 1.1)),
             deform_wavelength=float(u(10.0, 28.0)),
             deform_seed=int(rng.integers(2**31)),
+        )
+        if mouse:
+            return cls(
+                **shape,
+                roundness=float(u(0.3, 0.9)),
+                speed=float(u(4.0, 9.0)),
+                speed_gain=float(u(0.2, 0.6)),
+                tremor=float(np.exp(u(np.log(0.002), np.log(0.006)))),
+                lift_prob=float(u(0.05, 0.3)),
+                device="mouse",
+                wobble=float(u(0.015, 0.05)),
+            )
+        return cls(
+            **shape,
             roundness=float(u(0.6, 1.6)),
             speed=float(u(11.0, 22.0)),
             speed_gain=float(u(0.7, 1.2)),
@@ -212,7 +248,7 @@ def writer_style(index: int) -> SyntheticWriter:
 def random_text(rng: np.random.Generator, *, min_words: int = 2, max_words: int = 6, max_chars: int = 40) -> str:
     """A line of 2-6 common words, about 10-40 characters, sometimes capitalized / punctuated."""
     words = word_list()
-    target = int(rng.integers(10, max_chars + 1))
+    target = int(rng.integers(min(10, max_chars), max_chars + 1))
     line: list[str] = []
     while len(line) < max_words:
         w = words[int(rng.integers(len(words)))]
@@ -230,6 +266,30 @@ def random_text(rng: np.random.Generator, *, min_words: int = 2, max_words: int 
     if rng.random() < 0.25 and len(text) < max_chars:
         text += str(rng.choice(list(".....,!?")))
     return text
+
+
+#: What a corpus item is, with its share: what people write in the app, not only lines.
+TEXT_KINDS = (("line", 0.5), ("words", 0.2), ("char", 0.15), ("number", 0.15))
+
+
+def random_item(rng: np.random.Generator) -> str:
+    """One thing to write: a line of 2-6 words (50%), one or two short words (20%), a
+    single letter or digit (15%) or a number (15%)."""
+    kinds, shares = zip(*TEXT_KINDS)
+    kind = kinds[int(rng.choice(len(kinds), p=np.asarray(shares)))]
+    if kind == "line":
+        return random_text(rng)
+    if kind == "words":
+        return random_text(rng, min_words=1, max_words=2, max_chars=14)
+    if kind == "char":
+        r = rng.random()
+        pool = "0123456789" if r < 0.3 else "ABCDEFGHIJKLMNOPQRSTUVWXYZ" if r < 0.45 else "abcdefghijklmnopqrstuvwxyz"
+        return pool[int(rng.integers(len(pool)))]
+    digits = int(rng.integers(1, 5))
+    number = str(int(rng.integers(10 ** (digits - 1) if digits > 1 else 0, 10**digits)))
+    if rng.random() < 0.25:
+        number += " " + str(int(rng.integers(0, 100)))
+    return number
 
 
 # -------------------------------------------------------------- line geometry
@@ -510,6 +570,41 @@ def _sample(points, runs: _Runs, t_local, durations, style: SyntheticWriter, rng
     return xy, (first_tick[which] + k) * dt, n_samples
 
 
+def _sample_mouse(points, runs: _Runs, t_local, durations, style: SyntheticWriter, rng):
+    """Sample each stroke at browser pointer events: about ``MOUSE_EVENT_HZ`` with uneven
+    gaps (lognormal, and now and then a dropped frame or two), the last event at the
+    stroke's end point; pen-up travel as for a pen. Returns ``(xy, times, samples per stroke)``."""
+    base = 1.0 / MOUSE_EVENT_HZ
+    ends = np.flatnonzero(runs.last)
+    jump = points[runs.starts[1:]] - points[ends[:-1]]
+    up_time = rng.uniform(0.08, 0.25, len(jump)) + np.hypot(jump[:, 0], jump[:, 1]) / (2.0 * style.speed * style.x_height)
+    xy, times, counts = [], [], []
+    start = 0.0
+    for k, (first, n, dur) in enumerate(zip(runs.starts, runs.length, durations)):
+        m = int(dur / base * 1.5) + 4
+        gaps = base * np.exp(rng.normal(0.0, 0.3, m)) * np.where(rng.random(m) < 0.04, rng.integers(2, 4, m), 1)
+        tau = np.cumsum(gaps)
+        tau = np.concatenate([[0.0], tau[tau < dur - 0.3 * base], [dur]]) if dur > 0 else np.zeros(1)
+        seg = slice(first, first + n)
+        xy.append(np.column_stack([np.interp(tau, t_local[seg], points[seg, 0]),
+                                   np.interp(tau, t_local[seg], points[seg, 1])]))
+        times.append(start + tau)
+        counts.append(len(tau))
+        if k < len(up_time):
+            start += dur + up_time[k]
+    return np.concatenate(xy), np.concatenate(times), np.asarray(counts)
+
+
+def _hand_drift(n: int, amplitude: float, rng, span: int = 15) -> np.ndarray:
+    """Slow random drift of a mouse hand: white noise smoothed over ``span`` samples, ``(n, 2)``."""
+    if amplitude <= 0 or n == 0:
+        return np.zeros((n, 2))
+    white = rng.normal(0.0, 1.0, (n + 2 * span, 2))
+    c = np.cumsum(white, axis=0)
+    smooth = (c[2 * span:] - c[:-2 * span]) / np.sqrt(2 * span)
+    return amplitude * smooth[:n]
+
+
 def generate_line(text: str, style: SyntheticWriter, rng: np.random.Generator) -> Ink:
     """One line of synthetic handwriting of ``text`` in ``style`` (``label=text``, times set)."""
     font = load_font(style.font)
@@ -536,10 +631,13 @@ def generate_line(text: str, style: SyntheticWriter, rng: np.random.Generator) -
 
     runs = _Runs.of(stroke)
     t_local, durations = _timing(dense, runs, line_style)
-    xy, times, n_samples = _sample(dense, runs, t_local, durations, line_style, rng)
+    sampler = _sample_mouse if style.device == "mouse" else _sample
+    xy, times, n_samples = sampler(dense, runs, t_local, durations, line_style, rng)
     noise = rng.normal(0.0, style.tremor * xh, xy.shape)
     noise[1:-1] = 0.25 * noise[:-2] + 0.5 * noise[1:-1] + 0.25 * noise[2:]
-    xy = xy + noise
+    xy = xy + noise + _hand_drift(len(xy), style.wobble * xh, rng)
+    if style.device == "mouse":
+        xy = np.round(xy)  # pointer events land on whole pixels
     cuts = np.cumsum(n_samples)[:-1]
     return Ink(strokes=np.split(xy, cuts), times=np.split(times, cuts), label=text, writer=style.writer_id)
 
@@ -548,8 +646,9 @@ def generate_line(text: str, style: SyntheticWriter, rng: np.random.Generator) -
 def synthetic_inks(n: int, *, seed: int = 0, split: str | None = None) -> list[Ink]:
     """``n`` lines of the synthetic handwriting corpus, deterministic for ``seed``.
 
-    Each line picks a writer (from ``split``'s writers when given: ``"train"``,
-    ``"valid"`` or ``"test"``, disjoint by writer) and a text of 2-6 common words.
+    Each item picks a writer (from ``split``'s writers when given: ``"train"``,
+    ``"valid"`` or ``"test"``, disjoint by writer) and a text (:func:`random_item`): a
+    line of 2-6 common words, one or two words, a single letter or digit, or a number.
     ``label`` is the text, ``writer`` the writer id (``"syn-0042"``), ``times`` are
     seconds at 100 Hz. Line ``i`` depends only on ``(seed, split, i)``, so the first
     ``k`` lines of a larger corpus equal ``synthetic_inks(k, seed=seed, split=split)``.
@@ -562,7 +661,7 @@ def synthetic_inks(n: int, *, seed: int = 0, split: str | None = None) -> list[I
     for i in range(n):
         rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, code, i])
         style = writer_style(pool[int(rng.integers(len(pool)))])
-        inks.append(generate_line(random_text(rng), style, rng))
+        inks.append(generate_line(random_item(rng), style, rng))
     return inks
 
 
