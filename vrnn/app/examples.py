@@ -67,11 +67,15 @@ def character_names() -> list[str]:
 
 @lru_cache(maxsize=4)
 def builtin_examples(n_lines: int = 3, seed: int = 7) -> dict[str, Ink]:
-    """Example name -> ink: ``n_lines`` synthetic handwriting lines, then the characters."""
-    from vrnn import synthetic_inks
+    """Example name -> ink: ``n_lines`` synthetic handwriting lines (whole lines of 2-6
+    words by held-out test writers), then the characters."""
+    from vrnn.synthetic import generate_line, random_text, writer_style, writers_in_split
 
     out: dict[str, Ink] = {}
-    for i, ink in enumerate(synthetic_inks(n_lines, seed=seed)):
+    writers = writers_in_split("test")
+    for i in range(n_lines):
+        rng = np.random.default_rng([seed, i])
+        ink = generate_line(random_text(rng), writer_style(writers[int(rng.integers(len(writers)))]), rng)
         out[f"Synthetic line {i + 1}: “{ink.label}”"] = ink
     for c in _CHARACTERS:
         out[f"Character “{c}” (UJI-style, hand-made)"] = character_ink(c)
