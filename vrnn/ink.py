@@ -17,13 +17,38 @@ class InkFormatError(ValueError):
     """A file or array that is not valid ink. The message names the source and the problem."""
 
 
+def _per_point(values, strokes: list[np.ndarray], what: str) -> list[np.ndarray] | None:
+    """``values`` (``None`` or one array per stroke, one value per point) checked and as float64."""
+    if values is None:
+        return None
+    if len(values) != len(strokes):
+        raise InkFormatError(f"{len(values)} {what} arrays for {len(strokes)} strokes")
+    out = []
+    plural = "times" if what == "time" else f"{what} values"
+    for i, (v, s) in enumerate(zip(values, strokes)):
+        v = np.asarray(v, dtype=np.float64).reshape(-1)
+        if v.shape[0] != s.shape[0]:
+            raise InkFormatError(f"stroke {i}: {v.shape[0]} {plural} for {s.shape[0]} points")
+        if not np.isfinite(v).all():
+            raise InkFormatError(f"stroke {i}: non-finite {what}")
+        out.append(v)
+    return out
+
+
 @dataclass
 class Ink:
     """Pen-down strokes in writing order.
 
-    strokes: list of ``(n, 2)`` float arrays of ``x, y`` (y down), ``n >= 1``, finite.
-    times:   optional list of ``(n,)`` arrays of seconds, one per stroke.
+    strokes:  list of ``(n, 2)`` float arrays of ``x, y`` (y down), ``n >= 1``, finite.
+    times:    optional list of ``(n,)`` arrays of seconds, one per stroke.
     label, writer: optional metadata.
+    meta:     a dict of plain extra facts (``page``, ``line``, ``split``, ...).
+    pressure: optional list of ``(n,)`` arrays, one per stroke, of pen pressure
+              normalized so that ``1.0`` is full / nominal pressure (InkML ``F``
+              over its ``max``, Xournal++ point width over nominal width, Excalidraw
+              ``pressures``, the canvas's ``PointerEvent.pressure``); finite. The
+              model ignores it; :meth:`to_offsets` / :meth:`from_offsets` do not
+              carry it.
     """
 
     strokes: list[np.ndarray]
@@ -31,6 +56,7 @@ class Ink:
     label: str | None = None
     writer: str | None = None
     meta: dict = field(default_factory=dict, compare=False, repr=False)
+    pressure: list[np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         strokes = []
@@ -42,18 +68,8 @@ class Ink:
                 raise InkFormatError(f"stroke {i}: non-finite coordinate (NaN or inf)")
             strokes.append(a)
         self.strokes = strokes
-        if self.times is not None:
-            if len(self.times) != len(strokes):
-                raise InkFormatError(f"{len(self.times)} time arrays for {len(strokes)} strokes")
-            times = []
-            for i, (t, s) in enumerate(zip(self.times, strokes)):
-                t = np.asarray(t, dtype=np.float64).reshape(-1)
-                if t.shape[0] != s.shape[0]:
-                    raise InkFormatError(f"stroke {i}: {t.shape[0]} times for {s.shape[0]} points")
-                if not np.isfinite(t).all():
-                    raise InkFormatError(f"stroke {i}: non-finite time")
-                times.append(t)
-            self.times = times
+        self.times = _per_point(self.times, strokes, "time")
+        self.pressure = _per_point(self.pressure, strokes, "pressure")
 
     # ------------------------------------------------------------------ views
     @property
@@ -118,6 +134,7 @@ class Ink:
             label=self.label,
             writer=self.writer,
             meta=dict(self.meta),
+            pressure=None if self.pressure is None else [p.copy() for p in self.pressure],
         )
 
     def transformed(self, scale: float = 1.0, shift: tuple[float, float] = (0.0, 0.0)) -> "Ink":

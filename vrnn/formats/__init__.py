@@ -8,6 +8,15 @@ Formats read (``format=`` name: what, where the details are):
 - ``ndjson``: Quick, Draw! simplified or raw drawings, one per line (:mod:`.quickdraw`)
 - ``npz``: sketch-rnn stroke-3 archives, restricted unpickling (:mod:`.sketchrnn`)
 - ``json``: this project's own format, schema below (:mod:`.jsonink`)
+- ``xournal``: Xournal++ ``.xopp`` / Xournal ``.xoj`` notebooks, one ink per page,
+  pen strokes only (:mod:`.xournal`)
+- ``excalidraw``: Excalidraw ``.excalidraw`` scenes, freedraw elements, one ink
+  per scene or per frame (:mod:`.excalidraw`)
+- ``omniglot``: Omniglot raw stroke drawings, a ``.txt`` or a ``.zip`` of them
+  (:mod:`.omniglot`)
+
+A notebook page holds many lines: :func:`vrnn.pages.split_lines` cuts a page
+ink into line inks.
 
 With ``format=None`` the format is detected from the content and then the
 name (:func:`detect_format`). Formats written: ``json`` (exact round trip) and
@@ -18,9 +27,13 @@ Untrusted input
 Every problem with a file raises :class:`~vrnn.ink.InkFormatError` (a
 ``ValueError``) with a one-line message ``"<file>: <where>: <problem>"``;
 nothing else escapes. Sizes are bounded by :class:`Limits` (defaults in
-:data:`DEFAULT_LIMITS`: 5 MB per file, 500,000 points, 100,000 inks; pass
-``limits=Limits(...)`` to change them); the byte size is checked before any
-parsing, and for ``npz`` the declared uncompressed sizes too (zip bombs). XML
+:data:`DEFAULT_LIMITS`: 5 MB per file, 500,000 points, 100,000 inks, 12 MB
+inflated from a compressed file; pass ``limits=Limits(...)`` to change them);
+the byte size is checked before any parsing, for ``npz`` the declared
+uncompressed sizes too, and gzip / zip content stops inflating at
+``max_unpacked_bytes`` (gzip and zip bombs). Nothing is fetched: references
+to other files (Xournal backgrounds, InkML ``href`` outside the document) are
+never followed. XML
 entity declarations and external references are refused (defusedxml), and
 ``npz`` pickles may only rebuild numeric numpy arrays: any other pickled
 object is refused before it is called.
@@ -43,13 +56,14 @@ JSON schema (``"json"``, version 1)
     {"format": "vrnn-ink", "version": 1,
      "inks": [{"strokes": [[[x, y], ...], ...],      # non-empty [x, y] lists
                "times": [[t, ...], ...] | null,      # seconds, one list per stroke
+               "pressure": [[p, ...], ...] | null,   # optional, 1.0 = full pressure
                "label": str | null, "writer": str | null,
                "meta": {str: str | number | bool | null}},   # optional
               ...]}
 
 Floats are written with Python's shortest round-trip ``repr``, so
 ``read_ink(ink_to_json_bytes(inks), format="json")`` gives bit-identical
-arrays, labels, writers and times. Unknown keys are ignored; other versions
+arrays, labels, writers, times and pressures. Unknown keys are ignored; other versions
 are refused.
 """
 
@@ -65,13 +79,16 @@ from vrnn.ink import Ink, InkFormatError
 
 from ._common import DEFAULT_LIMITS, TRAINING_LIMITS, Limits, Source, one_line
 from .detect import READ_FORMATS, detect_format
+from .excalidraw import read_excalidraw
 from .iam import read_iam
 from .inkml import read_inkml
 from .jsonink import ink_to_json_bytes, read_json
+from .omniglot import read_omniglot
 from .quickdraw import read_ndjson
 from .sketchrnn import read_npz
 from .svg import ink_to_svg
 from .uji import read_uji
+from .xournal import read_xournal
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -95,6 +112,9 @@ _READERS = {
     "ndjson": read_ndjson,
     "npz": read_npz,
     "json": read_json,
+    "xournal": read_xournal,
+    "excalidraw": read_excalidraw,
+    "omniglot": read_omniglot,
 }
 assert tuple(_READERS) == READ_FORMATS
 

@@ -9,6 +9,7 @@ goes over budget instead of after it has built everything.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +28,9 @@ class Limits:
                 also the total *uncompressed* size of the archive's members.
     max_points: points over all inks of one file.
     max_inks:   inks in one file.
+    max_unpacked_bytes: what a compressed file (gzip ``.xopp`` / ``.xoj``, a zip of
+                Omniglot drawings) may inflate to in all; decompression stops there
+                (gzip and zip bombs), and zip members' declared sizes are checked first.
 
     The defaults keep any bad file's rejection under about a second on a 2-core
     machine (text parses at 5-15 MB/s); pass larger limits for big trusted data sets
@@ -36,9 +40,10 @@ class Limits:
     max_bytes: int = 5_000_000
     max_points: int = 500_000
     max_inks: int = 100_000
+    max_unpacked_bytes: int = 12_000_000
 
     def __post_init__(self) -> None:
-        for field_name in ("max_bytes", "max_points", "max_inks"):
+        for field_name in ("max_bytes", "max_points", "max_inks", "max_unpacked_bytes"):
             value = getattr(self, field_name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"Limits.{field_name} must be a positive int, got {value!r}")
@@ -46,7 +51,9 @@ class Limits:
 
 DEFAULT_LIMITS = Limits()
 #: Limits for training data read from the user's own disk (still never unpickled).
-TRAINING_LIMITS = Limits(max_bytes=1_000_000_000, max_points=100_000_000, max_inks=10_000_000)
+TRAINING_LIMITS = Limits(
+    max_bytes=1_000_000_000, max_points=100_000_000, max_inks=10_000_000, max_unpacked_bytes=4_000_000_000
+)
 
 
 def one_line(text: str, limit: int = _MAX_MESSAGE) -> str:
@@ -87,7 +94,16 @@ class Source:
             raise self.error(where, f"more than {self.limits.max_inks:,} inks (Limits.max_inks)")
 
     def make_ink(
-        self, where: str | None, strokes, times=None, label=None, writer=None, meta=None, *, allow_empty=False
+        self,
+        where: str | None,
+        strokes,
+        times=None,
+        label=None,
+        writer=None,
+        meta=None,
+        *,
+        pressure=None,
+        allow_empty=False,
     ) -> Ink:
         """Build an :class:`Ink`, counting it.
 
@@ -98,7 +114,7 @@ class Source:
             raise self.error(where, "no strokes")
         self.add_ink(where)
         try:
-            return Ink(strokes=strokes, times=times, label=label, writer=writer, meta=meta or {})
+            return Ink(strokes=strokes, times=times, label=label, writer=writer, meta=meta or {}, pressure=pressure)
         except InkFormatError as exc:
             raise self.error(where, str(exc)) from None
 
@@ -145,3 +161,37 @@ def _is_float(token: str) -> bool:
     except (ValueError, OverflowError):
         return False
     return True
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def gunzip_bounded(src: Source, data: bytes, where: str = "gzip") -> bytes:
+    """The content of gzip ``data`` (one or more members), never inflating past
+    :attr:`Limits.max_unpacked_bytes`: a gzip bomb stops there with an error."""
+    limit = src.limits.max_unpacked_bytes
+    out: list[bytes] = []
+    total = 0
+    rest = data
+    while True:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            while True:
+                # max_length keeps every step's output bounded (it is >= 1 here: 0 would mean no bound)
+                chunk = inflater.decompress(rest, limit + 1 - total)
+                total += len(chunk)
+                out.append(chunk)
+                if total > limit:
+                    raise src.error(where, f"inflates to more than {limit:,} bytes (Limits.max_unpacked_bytes)")
+                rest = inflater.unconsumed_tail
+                if inflater.eof or not rest:
+                    break
+            rest = inflater.unused_data
+        except zlib.error as exc:
+            raise src.error(where, f"corrupt gzip data ({exc})") from None
+        if not inflater.eof:
+            raise src.error(where, "truncated gzip data (the file is cut off)")
+        if not rest.strip(b"\0"):  # trailing zero padding is tolerated, like gzip(1) does
+            return b"".join(out)
+        if not rest.startswith(GZIP_MAGIC):
+            raise src.error(where, "trailing garbage after the gzip data")

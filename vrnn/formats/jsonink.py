@@ -13,6 +13,8 @@ Schema::
           ],
           "times": [[t, ...], ...],   optional: null or one list of seconds per
                                       stroke, as long as the stroke
+          "pressure": [[p, ...], ...], optional: null or one list of pen pressures
+                                      per stroke (1.0 = full), as long as the stroke
           "label": "text" | null,     optional
           "writer": "id" | null,      optional
           "meta": {...}               optional: an object of plain values
@@ -64,6 +66,8 @@ def _ink_record(ink: Ink) -> dict:
         "label": ink.label,
         "writer": ink.writer,
     }
+    if ink.pressure is not None:  # written only when present: older readers ignore it anyway
+        record["pressure"] = [np.asarray(p, dtype=np.float64).tolist() for p in ink.pressure]
     meta = _plain_meta(ink.meta)
     if meta:
         record["meta"] = meta
@@ -122,6 +126,11 @@ def _ink(record: object, src: Source, where: str) -> Ink:
         if not isinstance(times, list) or len(times) != len(arrays):
             raise src.error(where, "'times' must be null or one list per stroke")
         times = [_array(t, src, f"{where}.times[{j}]", pairs=False) for j, t in enumerate(times)]
+    pressure = record.get("pressure")
+    if pressure is not None:
+        if not isinstance(pressure, list) or len(pressure) != len(arrays):
+            raise src.error(where, "'pressure' must be null or one list per stroke")
+        pressure = [_array(p, src, f"{where}.pressure[{j}]", pairs=False) for j, p in enumerate(pressure)]
     texts = {}
     for key in ("label", "writer"):
         value = record.get(key)
@@ -131,7 +140,7 @@ def _ink(record: object, src: Source, where: str) -> Ink:
     meta = record.get("meta", {})
     if not isinstance(meta, dict):
         raise src.error(where, "'meta' must be an object")
-    return src.make_ink(where, arrays, times=times, meta=meta, allow_empty=True, **texts)
+    return src.make_ink(where, arrays, times=times, pressure=pressure, meta=meta, allow_empty=True, **texts)
 
 
 def _array(value: object, src: Source, where: str, *, pairs: bool) -> np.ndarray:
