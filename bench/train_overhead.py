@@ -2,7 +2,7 @@
 
     python bench/train_overhead.py [--hidden 64 256] [--steps 40] [--data synthetic]
 
-Runs the real training loop (:class:`vrnn.train.Trainer`) for a few steps per model size
+Runs the real training loop (:class:`vrnn.training.Trainer`) for a few steps per model size
 and reads its timers:
 
 - compute: forward + backward + gradient clipping + ``optimizer.step()``
@@ -33,7 +33,7 @@ import torch  # noqa: E402
 
 from vrnn.datasets import load_train_valid  # noqa: E402
 from vrnn.model import VRNNConfig  # noqa: E402
-from vrnn.train import Trainer, TrainOptions  # noqa: E402
+from vrnn.training import Trainer, TrainOptions  # noqa: E402
 
 
 def main() -> None:
@@ -65,9 +65,9 @@ def main() -> None:
                 prep = time.perf_counter() - t0
                 with contextlib.redirect_stderr(io.StringIO()):  # the progress bar runs, unseen
                     trainer.run()
-            t = trainer.timing
-            ratio = trainer.overhead_ratio()
-            print(f"{kind:<6}{hidden:>7}{trainer.step:>7}{t['compute_s']:>11.2f}{t['data_s']:>9.3f}"
+            t = trainer.state.timing
+            ratio = trainer.state.overhead_ratio()
+            print(f"{kind:<6}{hidden:>7}{trainer.state.step:>7}{t['compute_s']:>11.2f}{t['data_s']:>9.3f}"
                   f"{t['bookkeeping_s']:>12.3f}{ratio:>9.2%}{prep:>8.1f}")
     print("overhead = (loop time - compute) / compute; prep = preprocessing + windows + model build, once per run")
 

@@ -103,3 +103,15 @@ def test_command_line_in_a_real_process(checkpoints):
                        timeout=120, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["model"] == "rnn"
+
+
+def test_the_evaluation_cli_does_not_load_the_trainer():
+    code = "import sys, vrnn.evaluate; print(sorted(m for m in sys.modules if m.startswith('vrnn.train')))"
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
+
+
+def test_negative_importance_samples_exit_2_with_one_line(capsys):
+    code, out, err = run(["--data", "synthetic", "-k", -1], capsys)
+    assert code == 2 and not out and err.strip() == "error: --importance-samples must be >= 0"

@@ -129,6 +129,21 @@ def test_split_with_one_writer_splits_inks():
         split_by_writer(inks[:1])
 
 
+def test_split_of_tiny_sets_holds_one_ink_out_and_reuses_only_a_single_ink():
+    for n, writers in ((2, 1), (2, 2), (3, 1), (4, 4)):
+        train, valid = split_by_writer(toy_inks(n, writers=writers), reuse_single=True)
+        assert len(valid) >= 1 and len(train) >= 1 and len(train) + len(valid) == n
+        assert not {id(i) for i in train} & {id(i) for i in valid}
+    drawn = [Ink(strokes=ink.strokes) for ink in toy_inks(3)]  # drawn in the app: no writer
+    train, valid = split_by_writer(drawn, reuse_single=True)
+    assert len(valid) == 1 and len(train) == 2
+    (one,) = toy_inks(1)
+    train, valid = split_by_writer([one], reuse_single=True)
+    assert train == [one] and valid == [one]  # the one case where validation is on the training set
+    with pytest.raises(DataError, match="at least 2 inks"):
+        split_by_writer([one])
+
+
 def test_folder_spec_reads_ink_files_and_skips_bad_ones(tmp_path):
     from vrnn.formats import write_ink
 
@@ -165,9 +180,12 @@ def test_each_epoch_visits_every_window_once_in_a_fresh_order():
     step = t._train_step
     t._train_step = lambda idx, flag: (seen.append(idx.tolist()), step(idx, flag))[1]
     t.run()
-    per_epoch = [sum(seen[e * t.steps_per_epoch : (e + 1) * t.steps_per_epoch], []) for e in range(3)]
+    spe = t.state.steps_per_epoch
+    assert len(seen) == 3 * spe
+    per_epoch = [sum(seen[e * spe : (e + 1) * spe], []) for e in range(3)]
     assert all(sorted(p) == list(range(len(t.train))) for p in per_epoch)
-    assert per_epoch[0] != per_epoch[1] != per_epoch[2]
+    # every pair differs, epoch 0 and epoch 2 included (a chained != never compares those two)
+    assert per_epoch[0] != per_epoch[1] and per_epoch[1] != per_epoch[2] and per_epoch[0] != per_epoch[2]
 
 
 def test_fit_trains_reports_progress_and_returns_the_best_model():
@@ -188,6 +206,47 @@ def test_fit_trains_reports_progress_and_returns_the_best_model():
     assert not model.training
     # the returned weights are the best validation weights: re-measure them
     assert model.normalizer.std != (1.0, 1.0)
+
+
+def test_progress_carries_the_true_training_elbo_and_validation_under_its_own_keys():
+    reports: list[Progress] = []
+    fit(toy_inks(9)[:7], toy_inks(9)[7:], config=TINY,
+        options=tiny_options(max_steps=8, kl_warmup_steps=100, free_bits=0.5, eval_every=4),
+        on_progress=reports.append)
+    train = [r for r in reports if r.phase == "train"]
+    valid = [r for r in reports if r.phase == "valid"]
+    assert train and valid
+    for r in train:
+        assert r.elbo == pytest.approx(-(r.kl + r.nll), rel=1e-6)
+        assert r.kl_weight < 1
+        # the warm-up weight and free bits make the objective differ from the negative ELBO
+        assert r.loss != pytest.approx(-r.elbo, rel=1e-3)
+        assert r.valid_elbo is None and r.valid_kl is None and r.valid_nll is None
+    for r in valid:
+        assert r.loss is None and r.kl is None and r.nll is None and r.elbo is None
+        assert r.valid_kl > 0 and r.valid_nll is not None
+        assert r.valid_elbo == pytest.approx(-(r.valid_kl + r.valid_nll), rel=1e-6)
+        assert r.best_valid_elbo >= r.valid_elbo
+
+
+def test_fit_returns_the_best_weights_not_the_last(tmp_path):
+    from vrnn.training.state import load_train_state as load_state
+
+    # a high learning rate and patience 1: the run stops at the first evaluation that is worse
+    t = Trainer(toy_inks(12)[:9], toy_inks(12)[9:], config=TINY, out=tmp_path, log=quiet,
+                options=tiny_options(max_steps=400, lr=3e-2, warmup_steps=1, kl_warmup_steps=0, eval_every=2,
+                                     patience=1))
+    model = t.run()
+    assert model.card["stop_reason"] == "early_stopping"
+    assert model.card["metrics"]["best_step"] < model.card["steps"]
+    tensors, _ = load_state(tmp_path)
+    returned = model.state_dict()
+    assert all(torch.equal(returned[k], tensors[f"best.{k}"]) for k in returned)
+    assert any(not torch.equal(returned[k], tensors[f"model.{k}"]) for k in returned)  # not the last weights
+    last = t.evaluate_valid()["elbo_per_point"]
+    t.model.load_state_dict(returned)  # re-measure the returned weights with the same validation noise
+    assert t.evaluate_valid()["elbo_per_point"] == pytest.approx(t.state.best_elbo, abs=1e-6)
+    assert t.state.best_elbo > last
 
 
 def test_fine_tuning_never_changes_the_base_model():
@@ -224,7 +283,7 @@ def test_a_non_finite_batch_is_skipped_and_reported_without_touching_the_weights
                 out=tmp_path, log=quiet)
     t.train.x[0, 3, 0] = float("nan")  # one poisoned window: one bad batch per epoch
     model = t.run()
-    assert t.skipped == 2
+    assert t.state.skipped == 2
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert all(torch.isfinite(p).all() for p in t.model.parameters())
     skips = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -239,7 +298,7 @@ def test_a_non_finite_validation_is_never_the_best_and_checkpoints_stay_loadable
                 log=quiet)
     t.valid.x[0, 3, 0] = float("nan")
     t.run()
-    assert t.best_elbo is None and t.last_valid["elbo_per_point"] is None
+    assert t.state.best_elbo is None and t.state.last_valid["elbo_per_point"] is None
     card = vrnn.load_model(tmp_path, device="cpu").card
     assert card["metrics"]["best_valid_elbo_per_point"] is None and card["steps"] == 4
     for line in (tmp_path / "metrics.jsonl").read_text().splitlines():
@@ -261,6 +320,15 @@ def test_early_stopping_after_patience_evaluations_without_improvement():
                 options=tiny_options(max_steps=100, lr=0.0, kl_warmup_steps=0, eval_every=2, patience=2))
     assert model.card["stop_reason"] == "early_stopping"
     assert model.card["steps"] == 6 and model.card["metrics"]["best_step"] == 2
+
+
+def test_patience_counts_only_after_the_kl_warm_up():
+    # as above (lr = 0: never an improvement after step 2), but the KL weight ramps up until step 6:
+    # evaluations at steps 4 and 6 - 2 = 4 do not count, those at 6 and 8 do
+    model = fit(toy_inks(9)[:7], toy_inks(9)[7:], config=TINY,
+                options=tiny_options(max_steps=100, lr=0.0, kl_warmup_steps=6, eval_every=2, patience=2))
+    assert model.card["stop_reason"] == "early_stopping"
+    assert model.card["steps"] == 8 and model.card["metrics"]["best_step"] == 2
 
 
 def test_the_seed_makes_a_run_reproducible():
@@ -316,6 +384,94 @@ def test_cli_writes_a_loadable_checkpoint_with_a_model_card(tmp_path, capsys):
     assert from_safetensors == state
 
 
+def test_every_training_option_has_a_flag_with_its_default():
+    from dataclasses import fields
+
+    from vrnn.train import build_parser
+    from vrnn.training.options import flag_of, options_from_args
+
+    parser = build_parser()
+    assert options_from_args(parser.parse_args(["--out", "x"])) == TrainOptions()
+    text = parser.format_help()
+    for f in fields(TrainOptions):
+        assert flag_of(f.name) in text and f.metadata["help"]
+    changed = options_from_args(parser.parse_args(["--out", "x", "--lr", "0.01", "--no-progress", "--epochs", "2"]))
+    assert changed == TrainOptions(lr=0.01, progress_bar=False, epochs=2.0)
+
+
+def test_options_from_dict_is_strict_like_the_model_config():
+    assert TrainOptions.from_dict(TrainOptions(lr=0.5).to_dict()) == TrainOptions(lr=0.5)
+    with pytest.raises(ValueError, match="unknown"):
+        TrainOptions.from_dict({"lr": 0.1, "learning_rate": 0.1})
+    with pytest.raises(ValueError, match="unknown"):
+        VRNNConfig.from_dict({"hidden": 8, "hiden": 8})
+
+
+def _short_run(tmp_path, capsys, *extra):
+    from vrnn.formats import write_ink
+
+    data = tmp_path / "inks.json"
+    write_ink(toy_inks(10), data)
+    out = tmp_path / "run"
+    code, _, err = _run_main(["--data", data, "--out", out, *TINY_FLAGS, "--max-steps", 4, "--eval-every", 2,
+                              "--batch-size", 4, "--max-len", 40, "--no-progress", *extra], capsys)
+    assert code == 0, err
+    return data, out
+
+
+def test_resume_applies_safe_overrides(tmp_path, capsys):
+    import vrnn
+
+    data, out = _short_run(tmp_path, capsys)
+    # the run's own flags may be repeated; budget, cadence and the peak learning rate may change
+    code, stdout, err = _run_main(["--out", out, "--resume", "--data", data, "--batch-size", 4, *TINY_FLAGS,
+                                   "--max-steps", 7, "--lr", "1e-4", "--eval-every", 3, "--no-progress"], capsys)
+    assert code == 0, err
+    assert "resuming at step 4" in err and "stopped: max_steps after 7 steps" in stdout
+    state = json.loads((out / "train_state.json").read_text())
+    assert state["step"] == 7
+    assert state["options"]["lr"] == 1e-4 and state["options"]["eval_every"] == 3
+    assert state["options"]["max_steps"] == 7 and state["options"]["batch_size"] == 4
+    records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert max(r["lr"] for r in records if r["kind"] == "train" and r["step"] > 4) <= 1e-4
+    assert [r["step"] for r in records if r["kind"] == "valid"] == [2, 4, 6, 7]
+    card = vrnn.load_model(out, device="cpu").card
+    assert card["options"]["lr"] == 1e-4 and "--lr 1e-4" in card["resumed_with"][-1]
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--batch-size", "8"], "--batch-size"),
+    (["--seed", "5"], "--seed"),
+    (["--max-len", "30"], "--max-len"),
+    (["--kl-warmup-steps", "3"], "--kl-warmup-steps"),
+    (["--hidden", "32"], "--hidden"),
+    (["--model", "rnn"], "--model"),
+    (["--valid-fraction", "0.5"], "--valid-fraction"),
+    (["--data", "synthetic"], "--data"),
+])
+def test_resume_refuses_flags_that_would_change_the_run_with_one_line(tmp_path, capsys, flags, named):
+    _, out = _short_run(tmp_path, capsys)
+    before = (out / "train_state.json").read_text()
+    code, stdout, err = _run_main(["--out", out, "--resume", "--max-steps", 8, *flags], capsys)
+    assert code == 2 and not stdout
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0]
+    assert (out / "train_state.json").read_text() == before  # the run is untouched
+
+
+def test_trainer_refuses_unsafe_overrides_on_resume(tmp_path, capsys):
+    from vrnn.train import TrainingError
+
+    _, out = _short_run(tmp_path, capsys)
+    inks = toy_inks(10)
+    with pytest.raises(TrainingError, match="--batch-size cannot change"):
+        Trainer(inks, inks, out=out, resume=True, options_override={"batch_size": 2}, log=quiet)
+    train, valid = load_train_valid(str(tmp_path / "inks.json"))  # the run's data, split as the CLI did
+    t = Trainer(train, valid, out=out, resume=True, options_override={"max_steps": 6, "batch_size": 4}, log=quiet)
+    t.run()
+    assert t.state.step == 6 and t.options.batch_size == 4
+
+
 def test_cli_refuses_to_overwrite_a_run_without_resume(tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
@@ -351,20 +507,30 @@ def test_cli_bad_data_in_a_real_process_has_no_traceback(tmp_path):
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
-def test_tensorboard_flag_is_optional(tmp_path, capsys):
+def test_tensorboard_flag_without_the_package_notes_it_and_trains(tmp_path, capsys, monkeypatch):
+    from vrnn.formats import write_ink
+
+    data = tmp_path / "inks.json"
+    write_ink(toy_inks(8), data)
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # importing it raises ImportError
+    code, _, err = _run_main(["--data", data, "--out", tmp_path / "run", *TINY_FLAGS, "--max-steps", 2,
+                              "--max-len", 40, "--no-progress", "--tensorboard"], capsys)
+    assert code == 0
+    assert "--tensorboard ignored" in err
+    assert not (tmp_path / "run" / "tensorboard").exists()
+
+
+def test_tensorboard_flag_with_the_package_writes_event_files(tmp_path, capsys):
+    pytest.importorskip("torch.utils.tensorboard", reason="the optional tensorboard package is not installed")
     from vrnn.formats import write_ink
 
     data = tmp_path / "inks.json"
     write_ink(toy_inks(8), data)
     code, _, err = _run_main(["--data", data, "--out", tmp_path / "run", *TINY_FLAGS, "--max-steps", 2,
                               "--max-len", 40, "--no-progress", "--tensorboard"], capsys)
-    assert code == 0
-    try:
-        import torch.utils.tensorboard  # noqa: F401
-
-        assert (tmp_path / "run" / "tensorboard").is_dir()
-    except ImportError:
-        assert "tensorboard" in err
+    assert code == 0, err
+    assert "ignored" not in err
+    assert list((tmp_path / "run" / "tensorboard").glob("events.*"))
 
 
 # ----------------------------------------------------------------------------- real processes
@@ -463,3 +629,35 @@ def test_torchrun_trains_with_two_cpu_processes(tmp_path):
     summaries = [x for x in (out / "metrics.jsonl").read_text().splitlines() if '"summary"' in x]
     assert len(summaries) == 1  # only rank 0 writes
     assert r.stdout.count("stopped: max_steps") == 1
+
+
+@pytest.mark.slow
+def test_resume_on_another_number_of_processes_continues_the_epoch(tmp_path):
+    """Two torchrun processes train 6 steps; one process resumes the run and trains to 12."""
+    out = tmp_path / "ddp"
+    common = ["--data", "synthetic", "--synthetic-lines", "16", *TINY_FLAGS, "--batch-size", "4", "--max-len", "60",
+              "--eval-every", "3", "--no-progress", "--out", str(out)]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--rdzv-backend=c10d",
+           "--rdzv-endpoint=localhost:0", "-m", "vrnn.train", *common, "--max-steps", "6"]
+    r = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    two = json.loads((out / "train_state.json").read_text())
+    assert two["world_size"] == 2 and two["step"] == 6
+
+    r = subprocess.run([sys.executable, "-m", "vrnn.train", "--out", str(out), "--resume", "--max-steps", "12",
+                        "--no-progress"], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    one = json.loads((out / "train_state.json").read_text())
+    assert one["world_size"] == 1 and one["step"] == 12 and one["stop_reason"] == "max_steps"
+    # one process has twice the steps per epoch: the same fraction of the same epoch carries over
+    assert one["steps_per_epoch"] >= 2 * two["steps_per_epoch"] - 1
+    assert f"note: 2 -> 1 processes; continuing epoch {two['epoch']}" in r.stderr
+    expected_epoch_steps = two["epoch"] * one["steps_per_epoch"] + two["batch_index"] * one["steps_per_epoch"] \
+        // two["steps_per_epoch"] + 6
+    assert one["epoch"] * one["steps_per_epoch"] + one["batch_index"] == expected_epoch_steps
+    steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()
+             if json.loads(x)["kind"] == "train"]
+    assert steps == sorted(set(steps)) and steps[-1] == 12
+    import vrnn
+
+    assert vrnn.load_model(out, device="cpu").card["world_size"] == 1

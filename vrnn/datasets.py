@@ -104,14 +104,24 @@ def synthetic_split(n: int, split: str, *, seed: int = 0) -> list[Ink]:
     return list(synthetic_inks(n, seed=seed, split=split))
 
 
-def split_by_writer(inks: list[Ink], *, valid_fraction: float = 0.1, seed: int = 0) -> tuple[list[Ink], list[Ink]]:
+def split_by_writer(inks: list[Ink], *, valid_fraction: float = 0.1, seed: int = 0,
+                    reuse_single: bool = False) -> tuple[list[Ink], list[Ink]]:
     """Split inks into ``(train, valid)``, holding out whole writers when writers are known.
 
-    Writers are shuffled with ``seed`` and moved to validation until it holds at least
+    The one train/validation split of the library, the CLI and the app. Writers are
+    shuffled with ``seed`` and moved to validation until it holds at least
     ``valid_fraction`` of the inks (at least one ink, and never every writer). Inks
     without a writer count as writers of their own. With a single writer the inks
     themselves are split at random. Deterministic for a seed.
+
+    So any 2 or more inks give disjoint sets (2 inks: one each). A single ink has
+    nothing to hold out: with ``reuse_single=True`` it is returned as both sets
+    (``([ink], [ink])``: validation is then on the training set, and only then),
+    otherwise that raises :class:`DataError`.
     """
+    inks = list(inks)
+    if len(inks) == 1 and reuse_single:
+        return inks, list(inks)
     if len(inks) < 2:
         raise DataError(f"need at least 2 inks to hold some out for validation, got {len(inks)}")
     rng = np.random.default_rng(seed)

@@ -19,21 +19,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
-if __name__ == "__main__" and "torch" not in sys.modules:
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see vrnn/train.py: spinning threads on a busy CPU
+from .cli import HelpFormatter, fail, quiet_openmp
 
+# Before torch loads (through the checkpoint loader): a CLI's idle OpenMP threads sleep (see vrnn.cli).
+quiet_openmp(__name__ == "__main__")
+
+from .checkpoint import CheckpointError  # noqa: E402
 from .datasets import DataError, describe, load_eval_inks  # noqa: E402
 from .ink import InkFormatError  # noqa: E402
+from .model import load_model  # noqa: E402
 
 
 def evaluate_checkpoint(model_dir: str | None, data: str, *, importance_samples: int = 0, split: str | None = None,
                         synthetic_lines: int = 200, seed: int = 0, data_seed: int = 0, device: str | None = None) -> dict:
     """Load a checkpoint, load the data and return :meth:`model.evaluate`'s numbers plus what was evaluated."""
-    from .checkpoint import load_model
-
     model = load_model(model_dir, device=device)
     inks = load_eval_inks(data, split=split, seed=data_seed, synthetic_lines=synthetic_lines)
     result = model.evaluate(inks, importance_samples=importance_samples, seed=seed)
@@ -66,8 +67,6 @@ def format_table(r: dict) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .train import HelpFormatter
-
     p = argparse.ArgumentParser(prog="python -m vrnn.evaluate", description=__doc__.split("\n\n")[0],
                                 formatter_class=HelpFormatter, allow_abbrev=False)
     p.add_argument("--model", help="checkpoint folder (default: the bundled VRNN in pretrained/vrnn)")
@@ -85,17 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
-    from .checkpoint import CheckpointError
-
     if a.importance_samples < 0:
-        print("error: --importance-samples must be >= 0", file=sys.stderr)
-        return 2
+        return fail("--importance-samples must be >= 0")
     try:
         r = evaluate_checkpoint(a.model, a.data, importance_samples=a.importance_samples, split=a.split,
                                 synthetic_lines=a.synthetic_lines, seed=a.seed, data_seed=a.data_seed, device=a.device)
     except (DataError, InkFormatError, CheckpointError) as e:
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
-        return 2
+        return fail(e)
     print(json.dumps(r, indent=2) if a.json else format_table(r))
     return 0
 
