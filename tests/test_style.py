@@ -1,0 +1,100 @@
+"""Style features and the continuation benchmark (vrnn.style)."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from vrnn.ink import Ink
+from vrnn.model import VRNN, VRNNConfig
+from vrnn.style import FEATURES, continuation_benchmark, split_at_middle_lift, style_features
+from vrnn.synthetic import SyntheticWriter, generate_line, random_text, writer_style, writers_in_split
+
+PLAIN = SyntheticWriter(writer_id="syn-test", font="cursive", x_height=40.0, slant_deg=0.0, letter_jitter=0.0,
+                        baseline_slope=0.0, baseline_wave=0.0, deform_amp=0.0, tremor=0.0, lift_prob=0.0)
+
+
+def _feature(ink, name):
+    return style_features(ink)[FEATURES.index(name)]
+
+
+def test_slant_follows_the_writers_shear():
+    for font in ("cursive", "futural"):
+        slants = [_feature(generate_line("hello little world", replace(PLAIN, font=font, slant_deg=s),
+                                         np.random.default_rng(0)), "slant") for s in (-15.0, 0.0, 20.0)]
+        assert slants[0] + 8.0 < slants[1] < slants[2] - 8.0, (font, slants)
+    # upright print reads upright; the Hershey script fonts lean right by themselves
+    assert abs(slants[1]) < 5.0
+
+
+def test_features_ignore_position_and_scale_except_size():
+    ink = generate_line("minimum effort", PLAIN, np.random.default_rng(1))
+    big = Ink(strokes=[s * 3.0 + (100.0, -40.0) for s in ink.strokes])
+    a, b = style_features(ink), style_features(big)
+    i = FEATURES.index("log_height")
+    assert np.isclose(b[i] - a[i], np.log(3.0))
+    assert np.allclose(np.delete(a, i), np.delete(b, i), rtol=1e-6, atol=1e-9)
+
+
+def test_print_has_shorter_strokes_and_more_lifts_than_cursive():
+    text = "summer morning"
+    cursive = generate_line(text, PLAIN, np.random.default_rng(2))
+    printed = generate_line(text, replace(PLAIN, font="futural"), np.random.default_rng(2))
+    assert _feature(printed, "stroke_length") < 0.5 * _feature(cursive, "stroke_length")
+    assert _feature(printed, "lift_rate") > 2.0 * _feature(cursive, "lift_rate")
+
+
+def test_split_at_middle_lift():
+    ink = generate_line("one two three four", PLAIN, np.random.default_rng(3))
+    first, second = split_at_middle_lift(ink)
+    assert len(first.strokes) + len(second.strokes) == len(ink.strokes)
+    assert all(np.array_equal(a, b) for a, b in zip(first.strokes + second.strokes, ink.strokes))
+    assert abs(first.num_points - second.num_points) < 0.5 * ink.num_points
+    assert split_at_middle_lift(Ink(strokes=[np.zeros((3, 2))])) is None
+
+
+def _held_out_lines(per_writer=3, writers=10):
+    inks = []
+    for w in writers_in_split("test")[:writers]:
+        for j in range(per_writer):
+            rng = np.random.default_rng([5, w, j])
+            inks.append(generate_line(random_text(rng), writer_style(w), rng))
+    return inks
+
+
+class _Imitator:
+    """Continues a prefix with the second half of another line by the same writer: a
+    perfect imitator of the writer's style."""
+
+    preprocess_config = None
+
+    def __init__(self, inks, same_writer: bool):
+        self.inks, self.same = inks, same_writer
+
+    def continue_ink(self, prefix, *, n, steps, temperature, seed):
+        pool = [i for i in self.inks if (i.writer == prefix.writer) == self.same and i.label != prefix.label]
+        other = pool[seed % len(pool)]
+        second = split_at_middle_lift(other)[1]
+        shift = prefix.strokes[-1][-1] - second.strokes[0][0]
+        return [Ink(strokes=[s + shift for s in second.strokes])]
+
+
+def test_style_score_separates_an_imitator_from_a_stranger():
+    inks = _held_out_lines()
+    good = continuation_benchmark(_Imitator(inks, same_writer=True), inks)
+    bad = continuation_benchmark(_Imitator(inks, same_writer=False), inks)
+    assert good.lines == bad.lines == len(inks)
+    assert abs(good.chance_score - 0.5) < 0.1 and abs(good.oracle_score - good.style_score) < 0.1
+    assert good.style_score > 0.7 > 0.6 > bad.style_score
+    assert 0.6 < good.size_ratio_median < 1.6
+
+
+def test_benchmark_runs_on_a_real_model_and_needs_two_writers():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = VRNN(VRNNConfig(hidden=16, mlp=16, latent=4, mixtures=3, x_features=8, z_features=8)).eval()
+    inks = _held_out_lines(per_writer=2, writers=3)
+    r = continuation_benchmark(model, inks)
+    assert r.lines == len(inks) and np.isfinite(r.size_ratio_median) and 0.0 <= r.style_score <= 1.0
+    with pytest.raises(ValueError, match="two writers"):
+        continuation_benchmark(model, [i for i in inks if i.writer == inks[0].writer])
