@@ -1,0 +1,75 @@
+"""Lines composed from Omniglot Latin letters of one drawer (vrnn.compose)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import vrnn
+from vrnn.compose import LETTERS, compose_lines, compose_word_line, latin_letter, letters_by_drawer
+from vrnn.ink import Ink
+
+SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "omniglot"
+
+
+def _box_letter(k: int, writer: str, size: float) -> Ink:
+    """A fake Omniglot letter: a square outline of side ``size`` (drawn at any size), y down."""
+    s = np.array([[0, 0], [size, 0], [size, size], [0, size], [0, 0]], float) + 100.0
+    return Ink(strokes=[s], times=[np.linspace(0.0, 0.5, 5)], label=f"Latin/character{k:02d}", writer=writer)
+
+
+def _fake_drawers():
+    inks = []
+    for w, size in (("omniglot-Latin-01", 50.0), ("omniglot-Latin-02", 120.0)):
+        inks += [_box_letter(k, w, size * (1 + 0.3 * (k % 3))) for k in range(1, 27)]
+    inks.append(Ink(strokes=[np.zeros((2, 2))], label="Greek/character01", writer="omniglot-Greek-01"))
+    return inks
+
+
+def test_letters_are_found_by_label():
+    assert latin_letter(_box_letter(1, "w", 1.0)) == "a" and latin_letter(_box_letter(26, "w", 1.0)) == "z"
+    assert latin_letter(Ink(strokes=[np.zeros((1, 2))], label="Greek/character01")) is None
+    table = letters_by_drawer(_fake_drawers())
+    assert set(table) == {"omniglot-Latin-01", "omniglot-Latin-02"} and set(table["omniglot-Latin-01"]) == set(LETTERS)
+
+
+def test_letters_sit_on_one_baseline_at_class_heights():
+    table = letters_by_drawer(_fake_drawers())
+    line = compose_word_line("xlxgx", table["omniglot-Latin-02"], np.random.default_rng(0), "omniglot-Latin-02")
+    x1, l, x2, g, x3 = line.strokes
+    xh = np.ptp(x1[:, 1])
+    bottoms = [s[:, 1].max() for s in (x1, l, x2, x3)]
+    assert np.ptp(bottoms) < 0.3 * xh  # same baseline, whatever size each letter was drawn at
+    assert all(0.75 * xh < np.ptp(s[:, 1]) < 1.3 * xh for s in (x2, x3))
+    assert l[:, 1].min() < x1[:, 1].min() - 0.4 * xh  # an ascender rises above the x-line
+    assert g[:, 1].max() > np.mean(bottoms) + 0.4 * xh  # a descender hangs below the baseline
+    assert all(a[:, 0].max() < b[:, 0].min() for a, b in zip(line.strokes[:-1], line.strokes[1:]))  # left to right
+    t = np.concatenate(line.times)
+    assert np.all(np.diff(t) > 0) and line.label == "xlxgx" and line.writer == "omniglot-Latin-02"
+
+
+def test_compose_lines_is_deterministic_and_by_one_drawer():
+    inks = _fake_drawers()
+    a, b = compose_lines(inks, 6, seed=3), compose_lines(inks, 6, seed=3)
+    assert [i.label for i in a] == [i.label for i in b]
+    assert all(np.array_equal(x, y) for i, j in zip(a, b) for x, y in zip(i.strokes, j.strokes))
+    assert all(set(i.label) <= set(LETTERS + " ") for i in a)
+    only = compose_lines(inks, 4, seed=0, writers=["omniglot-Latin-01"])
+    assert {i.writer for i in only} == {"omniglot-Latin-01"}
+    with pytest.raises(ValueError, match="no Omniglot drawer"):
+        compose_lines(inks, 1, writers=["nobody"])
+
+
+@pytest.mark.skipif(not (SHARED / "strokes_background_small1.zip").exists(),
+                    reason=f"Omniglot strokes not found at {SHARED} (../shared/data is not beside this checkout)")
+def test_real_omniglot_drawers_compose_readable_lines():
+    inks = vrnn.read_ink(SHARED / "strokes_background_small1.zip")
+    table = letters_by_drawer(inks)
+    assert len(table) == 20 and all(len(v) == 26 for v in table.values())
+    lines = compose_lines(inks, 20, seed=0)
+    for line in lines:
+        n_letters = len(line.label.replace(" ", ""))
+        assert len(line.strokes) >= n_letters  # printed: at least one stroke per letter
+        h = np.percentile(line.points[:, 1], 95) - np.percentile(line.points[:, 1], 5)
+        assert np.ptp(line.points[:, 0]) > 0.5 * h * n_letters  # letters side by side, not stacked
+        assert np.all(np.diff(np.concatenate(line.times)) > 0)
