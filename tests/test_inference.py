@@ -1,5 +1,6 @@
 """trace / continue_ink / sample / evaluate, and checkpoints, on tiny untrained models."""
 
+import copy
 import json
 import os
 import pickle
@@ -9,7 +10,8 @@ import pytest
 import torch
 
 import vrnn
-from vrnn.model import VRNNConfig, build_model
+from vrnn.inference import Inference, ink_digest, rollout_noise
+from vrnn.model import VRNNConfig, build_model, copy_model
 
 TINY = dict(hidden=24, latent=4, mixtures=3, mlp=24, x_features=12, z_features=12)
 
@@ -29,7 +31,7 @@ def _ink(scale=1.0, shift=(0.0, 0.0)):
 
 def test_trace_shapes_and_values(model):
     tr = model.trace(_ink())
-    T, Z = tr.steps, (4 if model.config.model == "vrnn" else 0)
+    T, Z = tr.steps, model.latent_size
     assert tr.offsets.shape == (T, 3) and tr.points.shape == (T, 2)
     for k in ("prior_mu", "prior_sigma", "post_mu", "post_sigma", "z", "kl_dims"):
         assert getattr(tr, k).shape == (T, Z), k
@@ -101,7 +103,7 @@ def test_evaluate_iwae_bounds(model):
     r0 = model.evaluate(inks)
     assert r0["sequences"] == 3 and r0["points"] > 0 and np.isfinite(r0["elbo_per_point"])
     r = model.evaluate(inks, importance_samples=64)
-    if model.config.model == "rnn":
+    if not model.latent_size:
         assert r["iwae_per_point"] == r["elbo_per_point"] == pytest.approx(r0["elbo_per_point"], rel=1e-5)
     else:
         assert r["iwae_per_point"] >= r["elbo_per_point"] - 1e-3
@@ -201,21 +203,132 @@ def test_save_is_atomic_no_temp_files_left(tmp_path):
     assert sorted(os.listdir(d)) == ["config.json", "model.safetensors"]
 
 
-def test_state_cache_does_not_change_results(model):
+def test_the_one_cache_does_not_change_results(model):
     ink = _ink()
-    fresh = model.continue_ink(ink, n=2, steps=15, seed=6)
-    model._state_cache.items.clear()
-    model.trace(ink, seed=6)  # fills the cache
-    assert len(model._state_cache.items) == 2  # the prepared ink and the state after it
-    cached = model.continue_ink(ink, n=2, steps=15, seed=6)
+    fresh = copy.deepcopy(model).continue_ink(ink, n=2, steps=15, seed=6)  # a copy: a cache of its own
+    inf = Inference(model)
+    inf.clear()
+    model.trace(ink, seed=6)  # fills the cache: the prepared ink, the state after it, the trace
+    keys = {k[0] for k in inf.cache._data}
+    assert keys == {"prepared", "state", "trace"}
+    cached = model.continue_ink(ink, n=2, steps=15, seed=6)  # reads the prefix state from the cache
     for a, b in zip(fresh, cached):
-        np.testing.assert_allclose(a.points, b.points, rtol=1e-5, atol=1e-4)
+        np.testing.assert_array_equal(a.points, b.points)
+    assert Inference(model).cache is inf.cache  # one cache per model, however many handles
 
 
-def test_a_model_that_served_inference_can_be_deep_copied(model):
-    import copy
-
+def test_models_are_plain_modules_and_copies_start_without_a_cache(model):
     model.trace(_ink())
+    assert not any("lock" in type(v).__name__.lower() or "cache" in type(v).__name__.lower()
+                   for v in vars(model).values())
     clone = copy.deepcopy(model)
-    assert len(clone._state_cache.items) == 0 and clone._state_cache.lock is not model._state_cache.lock
+    assert len(Inference(clone).cache) == 0 and Inference(clone).cache is not Inference(model).cache
     np.testing.assert_array_equal(clone.trace(_ink()).kl, model.trace(_ink()).kl)
+    moved = copy_model(model, device="cpu")
+    assert moved is not model and all(torch.equal(a, b) for a, b in zip(moved.parameters(), model.parameters()))
+
+
+def test_the_cache_follows_weight_and_normalizer_changes(model):
+    ink = _ink()
+    before = model.trace(ink, seed=1).nll.copy()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(1.1)  # an in-place update, like an optimizer step
+    after = model.trace(ink, seed=1).nll
+    assert not np.allclose(before, after)
+    np.testing.assert_array_equal(after, copy.deepcopy(model).trace(ink, seed=1).nll)
+    model.normalizer = vrnn.preprocess.Normalizer(mean=(0.1, 0.0), std=(2.0, 2.0))
+    np.testing.assert_array_equal(model.trace(ink, seed=1).nll, copy.deepcopy(model).trace(ink, seed=1).nll)
+
+
+def test_model_methods_hand_out_copies_inference_shares(model):
+    ink = _ink()
+    a = model.trace(ink)
+    a.kl[:] = 99.0
+    a.ink.strokes[0][:] = 0.0
+    b = model.trace(ink)
+    assert not (b.kl == 99.0).any() and b.ink.strokes[0].any()
+    inf = Inference(model)
+    assert inf.trace(ink) is inf.trace(ink.copy())  # same points: the same shared result
+    assert inf.continue_ink(ink, n=2, steps=5) is inf.continue_ink(ink, n=2, steps=5)
+
+
+def test_ink_digest_sees_points_stroke_breaks_and_times_not_labels():
+    a = _ink()
+    b = a.copy()
+    b.label, b.writer = "other", "w9"
+    assert ink_digest(a) == ink_digest(b)
+    assert ink_digest(a) != ink_digest(a.transformed(shift=(1e-9, 0.0)))
+    assert ink_digest(a) != ink_digest(vrnn.Ink(strokes=[np.concatenate(a.strokes)]))
+    timed = vrnn.Ink(strokes=a.strokes, times=[np.arange(len(s), dtype=float) for s in a.strokes])
+    later = vrnn.Ink(strokes=a.strokes, times=[np.arange(len(s), dtype=float) + 1 for s in a.strokes])
+    assert ink_digest(timed) != ink_digest(later)
+
+
+def test_iwae_over_several_noise_chunks(model):
+    inks = [_ink(), _ink(scale=2.0), vrnn.Ink(strokes=[np.array([[0.0, 0.0], [5.0, 1.0], [9.0, 4.0]])])]
+    inf = Inference(model)
+    calls = []
+    terms = model.terms
+    model.terms = lambda *a: calls.append(a[0].shape[0]) or terms(*a)  # count model calls and their rows
+    try:
+        inf.clear()
+        one = inf.evaluate(inks, importance_samples=12)
+        single_calls = len(calls)
+        inf.clear()
+        calls.clear()
+        many = inf.evaluate(inks, importance_samples=12, max_points=300)  # a few samples per call
+    finally:
+        del model.terms
+    if model.latent_size:
+        assert len(calls) > 3 * single_calls  # several chunks per batch were exercised
+    for k in ("elbo_per_point", "kl_per_point", "iwae_per_point", "iwae_per_sequence"):
+        assert many[k] == pytest.approx(one[k], rel=1e-6, abs=1e-6), k
+
+
+def test_iwae_equals_a_direct_computation():
+    torch.manual_seed(1)
+    model = build_model(VRNNConfig(**TINY)).eval()
+    ink, K, seed = _ink(), 16, 4
+    got = Inference(model).evaluate([ink], importance_samples=K, seed=seed, max_points=500)
+    prep = vrnn.preprocess.prepare(ink, model.preprocess_config)
+    x = torch.from_numpy(model.normalizer.normalize(prep.offsets))[None]
+    T = x.shape[1]
+    eps = torch.randn(K, T, 4, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        logw = []
+        for k in range(K):  # one importance sample at a time: log p(x, z) - log q(z | x)
+            t = model.terms(x, eps[k : k + 1])
+            logw.append(float(t.latents.log_ratio.sum() - t.nll[0, 1:].sum()))
+    logw = np.array(logw, np.float64)
+    iwae = (np.logaddexp.reduce(logw) - np.log(K)) / (T - 1)
+    assert got["iwae_per_point"] == pytest.approx(iwae, rel=1e-5)
+
+
+@pytest.mark.parametrize("rnn", ["lstm", "gru"])
+def test_rnn_gmm_inference_with_lstm_or_gru(rnn):
+    torch.manual_seed(0)
+    model = build_model(VRNNConfig(model="rnn", rnn=rnn, **TINY)).eval()
+    ink = _ink()
+    tr = model.trace(ink)
+    assert tr.kl_dims.shape == (tr.steps, 0) and (tr.kl == 0).all()
+    prep, x = Inference(model).prepared(ink)
+    out = model(x[None], torch.ones(1, x.shape[0]))
+    np.testing.assert_allclose(tr.nll.sum() / (x.shape[0] - 1), out.elbo_loss.item(), rtol=1e-5)
+    a, b = model.continue_ink(ink, n=3, steps=12, seed=2), model.continue_ink(ink, n=3, steps=12, seed=2)
+    np.testing.assert_array_equal(a[1].points, b[1].points)
+    # the rollout samples each step from the decoder of the state that read everything before it
+    state = Inference(model).prefix_state(ink, seed=2)
+    noise = rollout_noise(model, 2, 12, seed=2)
+    with torch.inference_mode():
+        gen = model.rollout(tuple(s.expand(-1, 2, -1).contiguous() for s in state), 12, noise, 0.7)
+        full = torch.cat([x[None].expand(2, -1, -1), gen], 1)
+        gmm = model.terms(full).gmm
+        T = x.shape[0]
+        for t in range(12):
+            step = vrnn.distributions.GMMParams(*(getattr(gmm, f)[:, T + t] for f in gmm.__dataclass_fields__))
+            again = step.sample(noise["gumbel"][:, t], noise["e"][:, t], noise["u_pen"][:, t], 0.7)
+            torch.testing.assert_close(again, gen[:, t], rtol=1e-4, atol=1e-4)
+    r = model.evaluate([ink], importance_samples=5)
+    assert r["iwae_per_point"] == r["elbo_per_point"] and r["kl_per_point"] == 0.0
+    assert len(model.sample(n=2, steps=10, seed=0)) == 2

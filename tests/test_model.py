@@ -8,8 +8,9 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 from vrnn.distributions import GMMParams, gaussian_kl, gaussian_log_prob
-from vrnn.model import RNNGMM, VRNN, VRNNConfig, build_model
-from vrnn.reference import naive_forward
+from vrnn.inference import rollout_noise
+from vrnn.model import RNNGMM, VRNN, Latents, Terms, VRNNConfig, build_model
+from vrnn.reference import naive_forward, naive_rollout
 
 TINY = dict(hidden=24, latent=4, mixtures=3, mlp=24, x_features=12, z_features=12)
 
@@ -195,13 +196,42 @@ def test_gumbel_component_choice_matches_mixture_weights():
 
 
 @pytest.mark.parametrize("rnn", ["lstm", "gru"])
-def test_fast_rollout_equals_naive_sampler(rnn):
-    from vrnn.reference import naive_rollout
-
+@pytest.mark.parametrize("z_mode", ["sample", "mean"])
+def test_fast_rollout_equals_naive_sampler(rnn, z_mode):
     torch.manual_seed(0)
     m = VRNN(VRNNConfig(rnn=rnn, **TINY)).eval()
     with torch.inference_mode():
         state = (torch.randn(3, 24), torch.randn(3, 24))
-        noise = m._noise(3, 40, seed=0)
+        noise = rollout_noise(m, 3, 40, seed=0)
         for tau in (1.0, 0.4):
-            torch.testing.assert_close(m.rollout(state, 40, noise, tau), naive_rollout(m, state, 40, noise, tau))
+            fast = m.rollout(state, 40, noise, tau, z_mode)
+            torch.testing.assert_close(fast, naive_rollout(m, state, 40, noise, tau, z_mode))
+        # the prior mean ignores eps_z; a sample does not
+        other = dict(noise, eps_z=torch.randn_like(noise["eps_z"]))
+        same = torch.equal(m.rollout(state, 40, other, 1.0, z_mode), m.rollout(state, 40, noise, 1.0, z_mode))
+        assert same == (z_mode == "mean")
+
+
+def test_terms_are_typed_and_the_baseline_has_no_latents():
+    x, _ = _batch(B=2, T=9)
+    v = VRNN(VRNNConfig(**TINY))
+    r = RNNGMM(VRNNConfig(model="rnn", **TINY))
+    assert v.latent_size == 4 and r.latent_size == 0
+    with torch.no_grad():
+        tv, tr = v.terms(x, torch.randn(2, 9, 4)), r.terms(x)
+        hs, _ = r.run(x)
+    assert isinstance(tv, Terms) and isinstance(tv.latents, Latents) and tr.latents is None
+    assert tv.latents.kl_dims.shape == (2, 9, 4) and tv.latents.log_ratio.shape == (2, 9)
+    assert tv.nll.shape == tr.nll.shape == (2, 9) and tv.h_prev.shape == tr.h_prev.shape == (2, 9, 24)
+    # h_prev[:, t] is the state before step t: the baseline's first is zero, its next the LSTM's output
+    assert float(tr.h_prev[:, 0].abs().sum()) == 0.0
+    torch.testing.assert_close(tr.h_prev[:, 1:], hs[:, :-1])
+
+
+def test_named_layers_are_the_sequential_positions():
+    v = VRNN(VRNNConfig(**TINY))
+    assert v.decoder.first is v.decoder[0] and v.decoder.middle is v.decoder[2] and v.decoder.last is v.decoder[4]
+    assert v.encoder.first is v.encoder[0] and v.encoder.last is v.encoder[2] and v.phi_z.first is v.phi_z.last
+    with pytest.raises(AttributeError):
+        v.prior.middle
+    assert "decoder.4.weight" in v.state_dict()  # checkpoint keys unchanged

@@ -1,9 +1,13 @@
-"""Checkpoints: ``model.safetensors`` (weights) + ``config.json`` (config, normalization
-statistics, preprocessing, model card). Nothing is ever pickled or unpickled.
+"""Checkpoints as files: ``model.safetensors`` (weights) + ``config.json`` (config,
+normalization statistics, preprocessing, model card). Nothing is ever pickled or unpickled.
 
 ``config.json`` holds the SHA-256 of the weights file, so a half-written or swapped pair
 is detected. Files are written to temporary names and renamed into place (weights
 first, then the JSON that commits them).
+
+This module knows the file format, not the model classes: ``vrnn.model`` builds a model
+from what :func:`read_checkpoint` returns (``vrnn.model.load_model``), so the dependency
+points one way (model -> checkpoint).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import hashlib
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -37,14 +42,6 @@ def bundled_path(kind: str = "vrnn") -> Path:
     return PRETRAINED / kind
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file + rename: never a half-written file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -62,7 +59,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def save_model(model, path, card: dict | None = None) -> Path:
-    """Write ``model`` to the folder ``path`` (created if needed); returns the folder."""
+    """Write ``model`` (its ``state_dict``, ``config``, ``normalizer``, ``preprocess_config``
+    and ``card``) to the folder ``path`` (created if needed); returns the folder."""
     from safetensors.torch import save
 
     out = Path(path)
@@ -87,6 +85,31 @@ def save_model(model, path, card: dict | None = None) -> Path:
     return out
 
 
+@dataclass
+class Checkpoint:
+    """What a checkpoint folder holds, read and checked (see :func:`read_checkpoint`)."""
+
+    folder: Path
+    config: dict  # the model config as stored (``vrnn.model.VRNNConfig.from_dict`` parses it)
+    normalizer: Normalizer
+    preprocess: PreprocessConfig
+    card: dict
+    tensors: dict[str, torch.Tensor]  # finite float tensors
+
+    def load_into(self, model) -> None:
+        """Copy the weights into ``model``; :class:`CheckpointError` unless names and shapes fit."""
+        wpath = self.folder / WEIGHTS
+        expected = model.state_dict()
+        missing = sorted(set(expected) - set(self.tensors))
+        extra = sorted(set(self.tensors) - set(expected))
+        if missing or extra:
+            raise CheckpointError(f"{wpath}: weights do not fit the config (missing {missing[:3]}, unexpected {extra[:3]})")
+        for k, v in self.tensors.items():
+            if tuple(v.shape) != tuple(expected[k].shape):
+                raise CheckpointError(f"{wpath}: {k} has shape {tuple(v.shape)}, config needs {tuple(expected[k].shape)}")
+        model.load_state_dict(self.tensors)
+
+
 def _read_meta(folder: Path) -> dict:
     cfg_path = folder / CONFIG
     if not cfg_path.is_file():
@@ -104,17 +127,15 @@ def _read_meta(folder: Path) -> dict:
     return meta
 
 
-def load_model(path=None, *, device=None):
-    """Load a model saved by ``model.save`` or ``python -m vrnn.train``.
+def read_checkpoint(path=None) -> Checkpoint:
+    """Read and check the checkpoint folder ``path`` (``None``: the bundled VRNN).
 
-    ``path=None`` loads the bundled VRNN in ``pretrained/vrnn``. ``device=None`` picks
-    CUDA when available, else CPU. Raises :class:`CheckpointError` for anything that is
-    not a valid checkpoint (missing, truncated or edited files, wrong shapes, pickles).
+    Raises :class:`CheckpointError` for anything that is not a valid checkpoint (missing,
+    truncated or edited files, a weights checksum that differs, pickles, non-finite or
+    non-float tensors).
     """
     from safetensors import SafetensorError
     from safetensors.torch import load
-
-    from .model import VRNNConfig, build_model
 
     folder = bundled_path() if path is None else Path(path)
     if not folder.is_dir():
@@ -122,7 +143,9 @@ def load_model(path=None, *, device=None):
         raise CheckpointError(f"{folder}: no such checkpoint folder{hint}")
     meta = _read_meta(folder)
     try:
-        config = VRNNConfig.from_dict(meta["config"])
+        config = meta["config"]
+        if not isinstance(config, dict):
+            raise TypeError("config is not an object")
         normalizer = Normalizer.from_dict(meta["normalizer"])
         pre = PreprocessConfig.from_dict(meta.get("preprocess", {}))
     except (KeyError, TypeError, ValueError) as e:
@@ -137,22 +160,9 @@ def load_model(path=None, *, device=None):
         tensors = load(blob)
     except (SafetensorError, ValueError, RuntimeError, OSError) as e:
         raise CheckpointError(f"{wpath}: not a safetensors file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
-    model = build_model(config)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    extra = sorted(set(tensors) - set(expected))
-    if missing or extra:
-        raise CheckpointError(f"{wpath}: weights do not fit the config (missing {missing[:3]}, unexpected {extra[:3]})")
     for k, v in tensors.items():
-        if tuple(v.shape) != tuple(expected[k].shape):
-            raise CheckpointError(f"{wpath}: {k} has shape {tuple(v.shape)}, config needs {tuple(expected[k].shape)}")
         if not v.is_floating_point() or not torch.isfinite(v).all():
             raise CheckpointError(f"{wpath}: {k} is not a finite float tensor")
-    model.load_state_dict(tensors)
-    model.normalizer = normalizer
-    model.preprocess_config = pre
-    model.card = meta.get("card") or {}
-    model.checkpoint_path = str(folder)
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return model.to(device).eval()
+    card = meta.get("card") or {}
+    return Checkpoint(folder=folder, config=config, normalizer=normalizer, preprocess=pre,
+                      card=card if isinstance(card, dict) else {}, tensors=tensors)

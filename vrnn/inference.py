@@ -1,5 +1,17 @@
 """Inference on a trained model: ``trace``, ``continue_ink``, ``sample``, ``evaluate``.
 
+:class:`Inference` is the one home of inference: it holds the model (read, never
+trained), reads its normalizer and preprocessing, and keeps the one cache of prepared
+inks, recurrent states after a prefix and finished results. ``model.trace(...)`` and the
+other model methods are thin delegates to ``Inference(model)`` that return private copies;
+the app's :class:`vrnn.app.compute.ModelService` shares the cached results themselves.
+
+The cache belongs to the model *object* but is not stored on it: a weak map from model
+to cache keeps ``nn.Module``s plain (``copy.deepcopy`` and ``torch.save`` see no lock or
+cache, and a copy starts with none). Every entry is keyed by :func:`ink_digest`, and the
+cache empties itself when the model's weights (parameter versions), normalizer,
+preprocessing or device change, so results are identical with or without it.
+
 Every method takes and returns inks in their own coordinates: an ink is cleaned and
 scale-normalized on the way in (``vrnn.preprocess``) and model output is mapped back
 with the ink's scale, so results are scale-equivariant. Randomness comes from an
@@ -11,14 +23,106 @@ from __future__ import annotations
 import hashlib
 import math
 import threading
+import weakref
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
 from .ink import Ink
 from .preprocess import collate, prepare
+
+#: Active-unit threshold of Burda et al. (2016) on ``Cov_x(E_q[z_u])``.
+ACTIVE_UNIT_THRESHOLD = 0.01
+
+
+def ink_digest(ink: Ink) -> str:
+    """The content hash of an ink used by every cache: its points, stroke breaks and
+    times (label, writer and meta ignored)."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(np.int64(len(ink.strokes)).tobytes())
+    for i, s in enumerate(ink.strokes):
+        a = np.ascontiguousarray(s, dtype=np.float64)
+        h.update(np.int64(len(a)).tobytes())
+        h.update(a.tobytes())
+        if ink.times is not None:
+            h.update(b"t" + np.ascontiguousarray(ink.times[i], dtype=np.float64).tobytes())
+    return h.hexdigest()
+
+
+class LRUCache:
+    """A small thread-safe LRU map; ``get_or_compute`` runs ``compute`` outside the lock.
+
+    Two threads asking for the same missing key may both compute it (harmless, the
+    results are identical); one slow computation never blocks other keys.
+    """
+
+    def __init__(self, max_entries: int = 128):
+        self.max_entries = int(max_entries)
+        self._data: OrderedDict[Any, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self._stamp: Any = None
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def get(self, key, default=None):
+        with self._lock:
+            if key in self._data:
+                self._data.move_to_end(key)
+                return self._data[key]
+        return default
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.max_entries:
+                self._data.popitem(last=False)
+
+    def get_or_compute(self, key, compute: Callable[[], Any]):
+        sentinel = object()
+        value = self.get(key, sentinel)
+        if value is sentinel:
+            value = compute()
+            self.put(key, value)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+    def validate(self, stamp) -> None:
+        """Empty the cache when ``stamp`` (what its entries were computed from) changed."""
+        with self._lock:
+            if stamp != self._stamp:
+                self._data.clear()
+                self._stamp = stamp
+
+
+_caches: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_caches_lock = threading.Lock()
+
+
+def model_cache(model) -> LRUCache:
+    """The one inference cache of ``model`` (created on first use, dropped with the model)."""
+    with _caches_lock:
+        cache = _caches.get(model)
+        if cache is None:
+            cache = _caches[model] = LRUCache()
+        return cache
+
+
+def _model_stamp(model) -> tuple:
+    """What cached results depend on besides their inputs: weights (tensor versions bump on
+    every in-place update, e.g. an optimizer step or ``load_state_dict``), normalizer,
+    preprocessing, device."""
+    params = tuple((p.data_ptr(), p._version) for p in model.parameters())
+    norm = model.normalizer
+    return (params, tuple(norm.mean), tuple(norm.std), model.preprocess_config, str(model.device))
 
 
 @dataclass
@@ -74,96 +178,81 @@ def _generator(seed: int) -> torch.Generator:
     return g
 
 
-class _StateCache:
-    """A small thread-safe LRU: recurrent states after a prefix keyed by (prefix, seed),
-    and prepared inks keyed by their points.
+def rollout_noise(model, n: int, steps: int, seed: int) -> dict:
+    """All the randomness of ``model.rollout`` for ``n`` sequences of ``steps`` steps, drawn
+    up front from one seeded generator: ``eps_z (n, steps, Z)``, ``gumbel (n, steps, K)``,
+    ``e (n, steps, 2)``, ``u_pen (n, steps)``."""
+    g = _generator(seed)
+    u = torch.rand(n, steps, model.config.mixtures, generator=g).clamp_(1e-12, 1 - 1e-7)
+    noise = {
+        "eps_z": torch.randn(n, steps, model.latent_size, generator=g),
+        "gumbel": -torch.log(-torch.log(u)),
+        "e": torch.randn(n, steps, 2, generator=g),
+        "u_pen": torch.rand(n, steps, generator=g).clamp_(1e-7, 1 - 1e-7),
+    }
+    return {k: v.to(model.device) for k, v in noise.items()}
 
-    ``trace`` fills it and ``continue_ink`` on the same ink and seed reuses it (the app
-    calls both after every pen-up), so the prefix is cleaned and read once. Results are
-    identical with or without it.
+
+class Inference:
+    """Inference on one trained model, with the model's one cache.
+
+    ``Inference(model)`` is cheap: every ``Inference`` of the same model object shares
+    that model's cache (:func:`model_cache`). Results come from the cache and are shared
+    between callers: treat them as read-only (the model's own ``trace`` & co. hand out
+    copies). Thread-safe: the model is only read.
     """
 
-    def __init__(self, size: int = 16):
-        self.size = size
-        self.items: OrderedDict = OrderedDict()
-        self.lock = threading.Lock()
-
-    @staticmethod
-    def key(x: torch.Tensor, seed: int):
-        return (hashlib.sha1(x.detach().cpu().numpy().tobytes()).hexdigest(), int(seed), str(x.device))
-
-    def __deepcopy__(self, memo) -> "_StateCache":
-        return _StateCache(self.size)  # a copied model starts with an empty cache (and its own lock)
-
-    def get(self, key):
-        with self.lock:
-            if key in self.items:
-                self.items.move_to_end(key)
-                return self.items[key]
-        return None
-
-    def put(self, key, value):
-        with self.lock:
-            self.items[key] = value if isinstance(value, _Prepared) else tuple(s.detach() for s in value)
-            while len(self.items) > self.size:
-                self.items.popitem(last=False)
-
-
-class _Prepared(tuple):
-    """``(Prepared, x)``; a tuple subclass so the cache stores it as it is."""
-
-    def __new__(cls, prep, x):
-        return super().__new__(cls, (prep, x))
-
-
-class InferenceMixin:
-    """Methods shared by ``VRNN`` and ``RNNGMM`` (they provide ``terms`` and ``rollout``)."""
+    def __init__(self, model):
+        self.model = model
+        self.cache = model_cache(model)
 
     @property
-    def _state_cache(self) -> _StateCache:
-        cache = self.__dict__.get("_cache")
-        if cache is None:
-            cache = self.__dict__["_cache"] = _StateCache()
-        return cache
+    def normalizer(self):
+        return self.model.normalizer
 
-    def _prefix_eps(self, T: int, seed: int):
-        Z = self.config.latent if self.config.model == "vrnn" else 0
-        return torch.randn(1, T, Z, generator=_generator(seed)).to(self.device) if Z else None
+    @property
+    def preprocess_config(self):
+        return self.model.preprocess_config
 
-    def _prefix_state(self, x: torch.Tensor, seed: int):
-        key = _StateCache.key(x, seed)
-        state = self._state_cache.get(key)
-        if state is None:
-            state = self.terms_state(x[None], self._prefix_eps(x.shape[0], seed))
-            self._state_cache.put(key, state)
-        return state
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def clear(self) -> None:
+        """Forget every cached result of this model."""
+        self.cache.clear()
+
+    def _cached(self, key, compute: Callable[[], Any]):
+        self.cache.validate(_model_stamp(self.model))
+        return self.cache.get_or_compute(key, compute)
 
     # ---------------------------------------------------------------- helpers
-    def _prepare(self, ink: Ink):
-        h = hashlib.sha1()
-        for s in ink.strokes:
-            h.update(np.ascontiguousarray(s).tobytes())
-            h.update(b"|")
-        key = ("prepared", h.hexdigest(), repr(self.preprocess_config), str(self.device))
-        hit = self._state_cache.get(key)
-        if hit is not None:
-            return hit
-        prep = prepare(ink, self.preprocess_config)
-        x = torch.from_numpy(self.normalizer.normalize(prep.offsets)).to(self.device)
-        self._state_cache.put(key, _Prepared(prep, x))
-        return prep, x
+    def prepared(self, ink: Ink, digest: str | None = None):
+        """``(vrnn.preprocess.Prepared, x (T, 3) normalized tensor)`` of ``ink``, cached."""
+        digest = digest or ink_digest(ink)
 
-    def _noise(self, n: int, steps: int, seed: int) -> dict:
-        g = _generator(seed)
-        Z = max(self.config.latent, 1) if self.config.model == "vrnn" else 0
-        u = torch.rand(n, steps, self.config.mixtures, generator=g).clamp_(1e-12, 1 - 1e-7)
-        noise = {
-            "eps_z": torch.randn(n, steps, Z, generator=g),
-            "gumbel": -torch.log(-torch.log(u)),
-            "e": torch.randn(n, steps, 2, generator=g),
-            "u_pen": torch.rand(n, steps, generator=g).clamp_(1e-7, 1 - 1e-7),
-        }
-        return {k: v.to(self.device) for k, v in noise.items()}
+        def compute():
+            prep = prepare(ink, self.preprocess_config)
+            with torch.inference_mode(False):  # a normal tensor, usable with autograd too
+                return prep, torch.from_numpy(self.normalizer.normalize(prep.offsets)).to(self.device)
+
+        return self._cached(("prepared", digest), compute)
+
+    def _prefix_eps(self, T: int, seed: int):
+        Z = self.model.latent_size
+        return torch.randn(1, T, Z, generator=_generator(seed)).to(self.device) if Z else None
+
+    def prefix_state(self, ink: Ink, seed: int = 0, digest: str | None = None) -> tuple:
+        """The recurrent state after the posterior has read ``ink`` (noise from ``seed``), cached."""
+        digest = digest or ink_digest(ink)
+
+        def compute():
+            _, x = self.prepared(ink, digest)
+            with torch.inference_mode():
+                state = self.model.terms_state(x[None], self._prefix_eps(x.shape[0], seed))
+            return tuple(s.detach() for s in state)
+
+        return self._cached(("state", digest, int(seed)), compute)
 
     def _to_inks(self, gen: torch.Tensor, scale: float, start, **meta) -> list[Ink]:
         clamp = self.preprocess_config.clamp
@@ -176,49 +265,39 @@ class InferenceMixin:
         return out
 
     # ------------------------------------------------------------ public API
-    @torch.inference_mode()
     def trace(self, ink: Ink, *, seed: int = 0) -> Trace:
         """Run the posterior over ``ink``: prior and posterior of every ``z_t``, KL and NLL per step."""
-        self.eval()
-        prep, x = self._prepare(ink)
+        digest = ink_digest(ink)
+        return self._cached(("trace", digest, int(seed)), lambda: self._trace(ink, int(seed), digest))
+
+    @torch.inference_mode()
+    def _trace(self, ink: Ink, seed: int, digest: str) -> Trace:
+        self.model.eval()
+        prep, x = self.prepared(ink, digest)
         T = x.shape[0]
-        Z = self.config.latent if self.config.model == "vrnn" else 0
-        t = self.terms(x[None], self._prefix_eps(T, seed))
-        st = t["state"]
-        self._state_cache.put(_StateCache.key(x, seed), st if isinstance(st, tuple) else (st,))
-        nll = t["nll"][0].clone()
+        t = self.model.terms(x[None], self._prefix_eps(T, seed))
+        self.cache.put(("state", digest, seed), tuple(s.detach() for s in t.state))
+        nll = t.nll[0].clone()
         nll[0] = 0.0
-        kl_dims = t["kl_dims"][0]
-        empty = np.zeros((T, 0), np.float32)
-        npy = lambda k: t[k][0].float().cpu().numpy() if Z else empty  # noqa: E731
+        names = ("prior_mu", "prior_sigma", "post_mu", "post_sigma", "z", "kl_dims")
+        if t.latents is not None:
+            lat = {k: getattr(t.latents, k)[0].float().cpu().numpy() for k in names}
+        else:
+            lat = {k: np.zeros((T, 0), np.float32) for k in names}
         ink_off = prep.ink.to_offsets()
         return Trace(
             ink=prep.ink.copy(),  # the cached one stays untouched
             offsets=ink_off,
             points=prep.ink.points,
             pen=ink_off[:, 2].copy(),
-            prior_mu=npy("mu_p"),
-            prior_sigma=npy("sigma_p"),
-            post_mu=npy("mu_q"),
-            post_sigma=npy("sigma_q"),
-            z=npy("z"),
-            kl=kl_dims.sum(-1).float().cpu().numpy(),
-            kl_dims=kl_dims.float().cpu().numpy(),
+            **lat,
+            kl=t.latents.kl_dims[0].sum(-1).float().cpu().numpy() if t.latents is not None else np.zeros(T, np.float32),
             nll=nll.float().cpu().numpy(),
             scale=prep.scale,
         )
 
-    @torch.inference_mode()
-    def continue_ink(
-        self,
-        ink: Ink,
-        *,
-        n: int = 8,
-        steps: int = 300,
-        temperature: float = 1.0,
-        seed: int = 0,
-        z_mode: str = "sample",
-    ) -> list[Ink]:
+    def continue_ink(self, ink: Ink, *, n: int = 8, steps: int = 300, temperature: float = 1.0, seed: int = 0,
+                     z_mode: str = "sample") -> list[Ink]:
         """``n`` continuations of ``ink``, each holding only the new points.
 
         The posterior reads the whole prefix (the recurrent state has seen every
@@ -226,83 +305,108 @@ class InferenceMixin:
         ``n``. ``z_mode="mean"`` uses the prior mean instead of a prior sample for ``z``.
         The first new point is one offset away from the prefix's last point.
         """
-        self.eval()
         if z_mode not in ("sample", "mean"):
             raise ValueError("z_mode must be 'sample' or 'mean'")
-        prep, x = self._prepare(ink)
-        noise = self._noise(n, steps, seed)
-        state = self._prefix_state(x, seed)
-        state = tuple(s.expand(*s.shape[:-2], n, s.shape[-1]).contiguous() for s in state)
-        gen = self.rollout(state, steps, noise, temperature, z_mode)
-        return self._to_inks(gen, prep.scale, prep.ink.end_point(), label=None, writer=None)
+        digest = ink_digest(ink)
+        key = ("continue", digest, int(n), int(steps), float(temperature), int(seed), z_mode)
+        return self._cached(key, lambda: self._continue(ink, digest, int(n), int(steps), float(temperature),
+                                                        int(seed), z_mode))
 
     @torch.inference_mode()
+    def _continue(self, ink, digest, n, steps, temperature, seed, z_mode) -> list[Ink]:
+        self.model.eval()
+        prep, _ = self.prepared(ink, digest)
+        noise = rollout_noise(self.model, n, steps, seed)
+        state = self.prefix_state(ink, seed, digest)
+        state = tuple(s.expand(*s.shape[:-2], n, s.shape[-1]).contiguous() for s in state)
+        gen = self.model.rollout(state, steps, noise, temperature, z_mode)
+        return self._to_inks(gen, prep.scale, prep.ink.end_point(), label=None, writer=None)
+
     def sample(self, *, n: int = 4, steps: int = 400, temperature: float = 1.0, seed: int = 0,
                z_mode: str = "sample", scale: float = 1.0) -> list[Ink]:
         """Unconditional samples starting at the origin (``scale``: size of one model unit)."""
-        self.eval()
+        if z_mode not in ("sample", "mean"):
+            raise ValueError("z_mode must be 'sample' or 'mean'")
+        key = ("sample", int(n), int(steps), float(temperature), int(seed), z_mode, float(scale))
+        return self._cached(key, lambda: self._sample(int(n), int(steps), float(temperature), int(seed), z_mode,
+                                                      float(scale)))
+
+    @torch.inference_mode()
+    def _sample(self, n, steps, temperature, seed, z_mode, scale) -> list[Ink]:
+        self.model.eval()
         start = torch.from_numpy(self.normalizer.start_row).to(self.device)[None, None].expand(n, 1, 3)
-        noise = self._noise(n, steps + 1, seed)
-        Z = self.config.latent if self.config.model == "vrnn" else 0
-        eps = noise["eps_z"][:, :1] if (Z and z_mode == "sample") else None
-        state = self.terms_state(start.contiguous(), eps)
+        noise = rollout_noise(self.model, n, steps + 1, seed)
+        eps = noise["eps_z"][:, :1] if (self.model.latent_size and z_mode == "sample") else None
+        state = self.model.terms_state(start.contiguous(), eps)
         rest = {k: v[:, 1:] for k, v in noise.items()}
-        gen = self.rollout(state, steps, rest, temperature, z_mode)
+        gen = self.model.rollout(state, steps, rest, temperature, z_mode)
         gen = torch.cat([start, gen], 1)
         return self._to_inks(gen, scale, (0.0, 0.0))
 
-    @torch.inference_mode()
-    def evaluate(self, inks: list[Ink], *, importance_samples: int = 0, batch_size: int = 32, seed: int = 0) -> dict:
+    def evaluate(self, inks: Sequence[Ink], *, importance_samples: int = 0, batch_size: int = 32, seed: int = 0,
+                 max_points: int = 1 << 17) -> dict:
         """Log-likelihood bounds in nats per scored point (higher is better).
 
         ``elbo_per_point``: the ELBO (analytic KL); with ``importance_samples = K > 0``
         also ``iwae_per_point``, the importance-weighted bound ``log mean_k w_k``
         (Burda et al. 2016), which is >= the ELBO and tightens as K grows. For the
         RNN-GMM baseline both keys hold the exact log-likelihood. ``*_per_sequence``:
-        mean total per ink.
+        mean total per ink. ``max_points``: rows x steps per model call (memory); the
+        noise is drawn once per batch of inks, so results do not depend on it.
         """
-        self.eval()
-        K = int(importance_samples)
+        inks = list(inks)
+        key = ("evaluate", tuple(ink_digest(i) for i in inks), int(importance_samples), int(batch_size), int(seed))
+        return self._cached(key, lambda: self._evaluate(inks, int(importance_samples), int(batch_size), int(seed),
+                                                        int(max_points)))
+
+    @torch.inference_mode()
+    def _evaluate(self, inks, K, batch_size, seed, max_points) -> dict:
+        model = self.model
+        model.eval()
         g = _generator(seed)
+        Z = model.latent_size
         seqs = [torch.from_numpy(self.normalizer.normalize(prepare(i, self.preprocess_config).offsets)) for i in inks]
         order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
         elbo = np.zeros(len(seqs))
         iwae = np.zeros(len(seqs))
         kl_tot = np.zeros(len(seqs))
         pts = np.zeros(len(seqs))
-        latent = self.config.model == "vrnn"
-        reps = max(K, 1) if latent else 1
+        reps = max(K, 1) if Z else 1
         rows = max(1, 4096 // max(1, max(len(s) for s in seqs)) if seqs else 1)
         bs = max(1, min(batch_size, rows))
         for b0 in range(0, len(order), bs):
             idx = order[b0 : b0 + bs]
             x, mask = collate([seqs[i].numpy() for i in idx])
             x, mask = x.to(self.device), mask.to(self.device)
+            B, T = mask.shape
             nll_mask = mask.clone()
             nll_mask[:, 0] = 0
             pts[idx] = nll_mask.sum(1).cpu().numpy()
+            # all importance samples' noise at once: chunking below changes no number
+            eps_all = torch.randn(reps * B, T, Z, generator=g).to(self.device) if Z else None
+            chunk = max(1, max_points // (B * T))
             logw, elbos, kls = [], [], []
-            chunk = max(1, 2048 // (len(idx) * x.shape[1] // 64 + 1))
             for k0 in range(0, reps, chunk):
                 kk = min(chunk, reps - k0)
-                xr = x.repeat(kk, 1, 1)
-                eps = torch.randn(kk * len(idx), x.shape[1], self.config.latent, generator=g).to(self.device) if latent else None
-                t = self.terms(xr, eps)
-                m = mask.repeat(kk, 1)
-                nm = nll_mask.repeat(kk, 1)
-                nll = (t["nll"] * nm).sum(1)
-                kl = (t["kl_dims"].sum(-1) * m).sum(1)
-                lr = (t["log_ratio"] * m).sum(1)
-                logw.append((lr - nll).view(kk, len(idx)))
-                elbos.append((-(kl + nll)).view(kk, len(idx)))
-                kls.append(kl.view(kk, len(idx)))
+                eps = eps_all[k0 * B : (k0 + kk) * B] if Z else None
+                t = model.terms(x.repeat(kk, 1, 1), eps)
+                m, nm = mask.repeat(kk, 1), nll_mask.repeat(kk, 1)
+                nll = (t.nll * nm).sum(1)
+                if t.latents is not None:
+                    kl = (t.latents.kl_dims.sum(-1) * m).sum(1)
+                    log_ratio = (t.latents.log_ratio * m).sum(1)  # log p(z) - log q(z | x)
+                else:
+                    kl = log_ratio = torch.zeros_like(nll)
+                logw.append((log_ratio - nll).view(kk, B))
+                elbos.append((-(kl + nll)).view(kk, B))
+                kls.append(kl.view(kk, B))
             logw_t = torch.cat(logw, 0).double()
             elbo[idx] = torch.cat(elbos, 0).double().mean(0).cpu().numpy()
             kl_tot[idx] = torch.cat(kls, 0).double().mean(0).cpu().numpy()
             iwae[idx] = (torch.logsumexp(logw_t, 0) - math.log(logw_t.shape[0])).cpu().numpy()
         n_pts = float(pts.sum())
         res = {
-            "model": self.config.model,
+            "model": model.config.model,
             "sequences": len(seqs),
             "points": int(n_pts),
             "elbo_per_point": float(elbo.sum() / max(n_pts, 1)),
@@ -311,7 +415,7 @@ class InferenceMixin:
         }
         if K > 0:
             res["importance_samples"] = K
-            if not latent:
+            if not Z:
                 iwae = elbo
             res["iwae_per_point"] = float(iwae.sum() / max(n_pts, 1))
             res["iwae_per_sequence"] = float(iwae.mean()) if len(seqs) else 0.0

@@ -20,15 +20,17 @@ for all ``T`` at once (see ``vrnn/reference.py`` for the naive loop it is tested
 
 from __future__ import annotations
 
+import copy
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checkpoint import CheckpointError, read_checkpoint, save_model
 from .distributions import GMMParams, gaussian_kl, gaussian_log_prob, sample_gmm_rows, softplus_sigma
-from .inference import InferenceMixin
+from .inference import Inference
 from .preprocess import Normalizer, PreprocessConfig
 
 
@@ -71,6 +73,33 @@ class VRNNConfig:
 
 
 @dataclass
+class Latents:
+    """The latent side of a VRNN pass; every field ``(B, T, Z)`` but ``log_ratio (B, T)``."""
+
+    prior_mu: torch.Tensor  # p(z_t | h_{t-1})
+    prior_sigma: torch.Tensor
+    post_mu: torch.Tensor  # q(z_t | x_t, h_{t-1})
+    post_sigma: torch.Tensor
+    z: torch.Tensor  # the sample the recurrence used (the posterior mean when no noise was given)
+    kl_dims: torch.Tensor  # KL(q || p) per dimension, nats
+    log_ratio: torch.Tensor  # log p(z_t | h_{t-1}) - log q(z_t | x_t, h_{t-1}), summed over dimensions
+
+
+@dataclass
+class Terms:
+    """Every per-step term of one pass over ``x (B, T, 3)``; nothing masked yet.
+
+    ``latents`` is ``None`` for the RNN-GMM baseline (it has none).
+    """
+
+    nll: torch.Tensor  # (B, T) -log p(x_t | ...), nats
+    gmm: GMMParams  # the decoder's mixture at every step
+    h_prev: torch.Tensor  # (B, T, H) h_{t-1}
+    state: tuple[torch.Tensor, ...]  # recurrent state after the last step
+    latents: Latents | None = None
+
+
+@dataclass
 class Output:
     """What a forward pass returns. Per-step tensors are zero where masked."""
 
@@ -78,18 +107,45 @@ class Output:
     elbo_loss: torch.Tensor  # negative ELBO per scored point, nats
     kl: torch.Tensor  # (B, T)
     nll: torch.Tensor  # (B, T)
-    kl_dims: torch.Tensor  # (B, T, Z)
+    kl_dims: torch.Tensor  # (B, T, Z); Z = 0 for the baseline
     points: torch.Tensor  # number of scored points
-    extras: dict = field(default_factory=dict)
+    terms: Terms | None = None  # the unmasked terms it was computed from
 
 
-def _mlp(sizes: list[int], final_act: bool) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(a, b))
-        if final_act or i < len(sizes) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
+class MLP(nn.Sequential):
+    """``Linear -> ReLU -> ... -> Linear`` (``-> ReLU`` with ``final_act``).
+
+    The fused loops read the weights directly, by name: ``first``, ``middle`` (three-layer
+    MLPs) and ``last``. The positions inside the ``Sequential`` are the state-dict keys of
+    every checkpoint (``decoder.4.weight``), so they stay.
+    """
+
+    def __init__(self, sizes: list[int], final_act: bool):
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(nn.Linear(a, b))
+            if final_act or i < len(sizes) - 2:
+                layers.append(nn.ReLU())
+        super().__init__(*layers)
+
+    @property
+    def linears(self) -> list[nn.Linear]:
+        return [m for m in self if isinstance(m, nn.Linear)]
+
+    @property
+    def first(self) -> nn.Linear:
+        return self.linears[0]
+
+    @property
+    def middle(self) -> nn.Linear:
+        lin = self.linears
+        if len(lin) != 3:
+            raise AttributeError(f"an MLP of {len(lin)} linear layers has no single middle layer")
+        return lin[1]
+
+    @property
+    def last(self) -> nn.Linear:
+        return self.linears[-1]
 
 
 class _WeightGradBank:
@@ -167,7 +223,13 @@ def _masks(mask: torch.Tensor):
     return mask, nll_mask
 
 
-class _Base(InferenceMixin, nn.Module):
+class _Base(nn.Module):
+    """What both models share: ``phi_x``, the recurrence update, saving, and the inference methods.
+
+    A plain ``nn.Module``: inference state lives in :class:`vrnn.inference.Inference`
+    (``copy.deepcopy(model)`` copies weights, config, normalizer, preprocessing and card).
+    """
+
     def __init__(self, config: VRNNConfig):
         super().__init__()
         self.config = config
@@ -176,11 +238,16 @@ class _Base(InferenceMixin, nn.Module):
         self.card: dict = {}
         c = config
         # phi_x(x_t): feature extractor of the offsets
-        self.phi_x = _mlp([3, c.x_features, c.x_features], final_act=True)
+        self.phi_x = MLP([3, c.x_features, c.x_features], final_act=True)
 
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+    @property
+    def latent_size(self) -> int:
+        """Dimensions of ``z_t`` (0 for the RNN-GMM baseline)."""
+        raise NotImplementedError
 
     def _rnn_cell(self, input_size: int) -> nn.Module:
         H = self.config.hidden
@@ -202,8 +269,6 @@ class _Base(InferenceMixin, nn.Module):
 
     def save(self, path, card: dict | None = None):
         """Write safetensors weights + ``config.json`` to the folder ``path`` (see ``vrnn.checkpoint``)."""
-        from .checkpoint import save_model
-
         return save_model(self, path, card)
 
     def num_parameters(self) -> int:
@@ -211,6 +276,42 @@ class _Base(InferenceMixin, nn.Module):
 
     def decode(self, dec_raw: torch.Tensor) -> GMMParams:
         return GMMParams.from_raw(dec_raw, self.config.mixtures, self.config.xy_sigma_floor)
+
+    # ------------------------------------------------------------- inference
+    # Thin delegates to Inference(self) (one cache per model object, kept outside it);
+    # each returns a private copy of the cached result. See vrnn.inference.
+    def trace(self, ink, *, seed: int = 0):
+        """``vrnn.inference.Trace`` of ``ink``: prior and posterior of every ``z_t``, KL and NLL per step."""
+        return copy.deepcopy(Inference(self).trace(ink, seed=seed))
+
+    def continue_ink(self, ink, *, n: int = 8, steps: int = 300, temperature: float = 1.0, seed: int = 0,
+                     z_mode: str = "sample"):
+        """``n`` continuations of ``ink`` (see :meth:`vrnn.inference.Inference.continue_ink`)."""
+        return copy.deepcopy(Inference(self).continue_ink(ink, n=n, steps=steps, temperature=temperature,
+                                                          seed=seed, z_mode=z_mode))
+
+    def sample(self, *, n: int = 4, steps: int = 400, temperature: float = 1.0, seed: int = 0,
+               z_mode: str = "sample", scale: float = 1.0):
+        """Unconditional samples (see :meth:`vrnn.inference.Inference.sample`)."""
+        return copy.deepcopy(Inference(self).sample(n=n, steps=steps, temperature=temperature, seed=seed,
+                                                    z_mode=z_mode, scale=scale))
+
+    def evaluate(self, inks, *, importance_samples: int = 0, batch_size: int = 32, seed: int = 0) -> dict:
+        """ELBO / IWAE in nats per point (see :meth:`vrnn.inference.Inference.evaluate`)."""
+        return copy.deepcopy(Inference(self).evaluate(inks, importance_samples=importance_samples,
+                                                      batch_size=batch_size, seed=seed))
+
+
+@dataclass
+class _Posterior:
+    """What :meth:`VRNN.posterior_pass` returns: per-step ``(B, T, .)`` tensors and the final state."""
+
+    h_prev: torch.Tensor  # (B, T, H) h_{t-1}
+    mu: torch.Tensor  # (B, T, Z) q(z_t | x_t, h_{t-1})
+    sigma: torch.Tensor
+    z: torch.Tensor
+    phi_z: torch.Tensor  # (B, T, Fz)
+    state: tuple[torch.Tensor, torch.Tensor]
 
 
 class VRNN(_Base):
@@ -224,15 +325,19 @@ class VRNN(_Base):
         c = config
         H, Z, M, Fx, Fz = c.hidden, c.latent, c.mlp, c.x_features, c.z_features
         # phi_z(z_t)
-        self.phi_z = _mlp([Z, Fz], final_act=True)
+        self.phi_z = MLP([Z, Fz], final_act=True)
         # p(z_t | h_{t-1}): mean and pre-softplus sigma
-        self.prior = _mlp([H, M, 2 * Z], final_act=False)
+        self.prior = MLP([H, M, 2 * Z], final_act=False)
         # q(z_t | x_t, h_{t-1}) from [phi_x(x_t), h_{t-1}]
-        self.encoder = _mlp([Fx + H, M, 2 * Z], final_act=False)
+        self.encoder = MLP([Fx + H, M, 2 * Z], final_act=False)
         # p(x_t | z_t, h_{t-1}) from [phi_z(z_t), h_{t-1}]: 6K + 1 mixture/pen parameters
-        self.decoder = _mlp([Fz + H, M, M, 6 * c.mixtures + 1], final_act=False)
+        self.decoder = MLP([Fz + H, M, M, 6 * c.mixtures + 1], final_act=False)
         # h_t = f([phi_x(x_t), phi_z(z_t)], h_{t-1})
         self.rnn = self._rnn_cell(Fx + Fz)
+
+    @property
+    def latent_size(self) -> int:
+        return self.config.latent
 
     # ----------------------------------------------------------- sub-terms
     def gaussian(self, stats: torch.Tensor):
@@ -240,29 +345,29 @@ class VRNN(_Base):
         mu, raw = stats.chunk(2, dim=-1)
         return mu, softplus_sigma(raw, self.config.z_sigma_floor)
 
-    def posterior_pass(self, x: torch.Tensor, eps: torch.Tensor | None, state=None):
+    def posterior_pass(self, x: torch.Tensor, eps: torch.Tensor | None, state=None) -> _Posterior:
         """Run ``q`` and the recurrence over ``x (B, T, 3)``.
 
         ``eps (B, T, Z)``: standard normal noise for ``z = mu_q + sigma_q * eps``
-        (``None``: use the posterior mean). Returns per-step ``h_{t-1} (B, T, H)``,
-        ``mu_q, sigma_q, z (B, T, Z)``, ``phi_z(z) (B, T, Fz)`` and the final state.
+        (``None``: use the posterior mean). ``state``: ``(h, c)`` to start from (zeros).
         """
         c = self.config
         B, T, _ = x.shape
         H, Fx = c.hidden, c.x_features
-        M = self.encoder[0].out_features
+        enc_in, enc_out, phi_z = self.encoder.first, self.encoder.last, self.phi_z.first
+        M = enc_in.out_features
         px = self.phi_x(x)  # (B, T, Fx)
-        enc_w, dec_rnn_w = self.encoder[0].weight, self.rnn.weight_ih
+        enc_w, rnn_w = enc_in.weight, self.rnn.weight_ih
         # x halves of the encoder's first layer and of the RNN input matrix, all T at once
-        enc_x = F.linear(px, enc_w[:, :Fx], self.encoder[0].bias)  # (B, T, M)
-        gin_x = F.linear(px, dec_rnn_w[:, :Fx], self.rnn.bias_ih)  # (B, T, G)
+        enc_x = F.linear(px, enc_w[:, :Fx], enc_in.bias)  # (B, T, M)
+        gin_x = F.linear(px, rnn_w[:, :Fx], self.rnn.bias_ih)  # (B, T, G)
         # one matmul per step for everything that reads h_{t-1}
         w_h = torch.cat([enc_w[:, Fx:], self.rnn.weight_hh], 0)
         b_h = torch.cat([torch.zeros(M, device=x.device, dtype=x.dtype), self.rnn.bias_hh])
         w_h_t = w_h.t()
-        w_z_t = dec_rnn_w[:, Fx:].t()
-        hw, hb = self.encoder[2].weight, self.encoder[2].bias
-        zw, zb = self.phi_z[0].weight, self.phi_z[0].bias
+        w_z_t = rnn_w[:, Fx:].t()
+        hw, hb = enc_out.weight, enc_out.bias
+        zw, zb = phi_z.weight, phi_z.bias
         floor = c.z_sigma_floor
         h, cell = state if state is not None else (x.new_zeros(B, H), x.new_zeros(B, H))
         # unbind, not x[:, t]: indexing inside the loop costs a full-size gradient per step
@@ -284,26 +389,17 @@ class VRNN(_Base):
             zs.append(z)
             pzs.append(pz)
         st = lambda v: torch.stack(v, 1)  # noqa: E731
-        return {
-            "h_prev": st(hs),
-            "mu_q": st(mus),
-            "sigma_q": st(sigmas),
-            "z": st(zs),
-            "phi_z": st(pzs),
-            "state": (h, cell),
-        }
+        return _Posterior(h_prev=st(hs), mu=st(mus), sigma=st(sigmas), z=st(zs), phi_z=st(pzs), state=(h, cell))
 
-    def terms(self, x: torch.Tensor, eps: torch.Tensor | None, state=None) -> dict:
+    def terms(self, x: torch.Tensor, eps: torch.Tensor | None) -> Terms:
         """All per-step terms: posterior pass, then prior, decoder, KL and NLL for all T."""
-        out = self.posterior_pass(x, eps, state)
-        mu_p, sigma_p = self.gaussian(self.prior(out["h_prev"]))  # p(z_t | h_{t-1})
-        dec = self.decode(self.decoder(torch.cat([out["phi_z"], out["h_prev"]], -1)))
-        out.update(mu_p=mu_p, sigma_p=sigma_p, gmm=dec)
-        out["kl_dims"] = gaussian_kl(out["mu_q"], out["sigma_q"], mu_p, sigma_p)
-        out["nll"] = dec.nll(x)
-        z = out["z"]
-        out["log_ratio"] = (gaussian_log_prob(z, mu_p, sigma_p) - gaussian_log_prob(z, out["mu_q"], out["sigma_q"])).sum(-1)
-        return out
+        q = self.posterior_pass(x, eps)
+        mu_p, sigma_p = self.gaussian(self.prior(q.h_prev))  # p(z_t | h_{t-1})
+        gmm = self.decode(self.decoder(torch.cat([q.phi_z, q.h_prev], -1)))  # p(x_t | z_t, h_{t-1})
+        log_ratio = (gaussian_log_prob(q.z, mu_p, sigma_p) - gaussian_log_prob(q.z, q.mu, q.sigma)).sum(-1)
+        latents = Latents(prior_mu=mu_p, prior_sigma=sigma_p, post_mu=q.mu, post_sigma=q.sigma, z=q.z,
+                          kl_dims=gaussian_kl(q.mu, q.sigma, mu_p, sigma_p), log_ratio=log_ratio)
+        return Terms(nll=gmm.nll(x), gmm=gmm, h_prev=q.h_prev, state=q.state, latents=latents)
 
     def forward(
         self,
@@ -319,32 +415,35 @@ class VRNN(_Base):
         if eps is None:
             eps = torch.randn(*x.shape[:2], self.config.latent, generator=generator, device=x.device, dtype=x.dtype)
         t = self.terms(x, eps)
-        return _loss(t["kl_dims"], t["nll"], mask, kl_weight, free_bits, extras=t)
+        return _loss(t.latents.kl_dims, t.nll, mask, kl_weight, free_bits, terms=t)
 
     # ------------------------------------------------------------ generation
-    def terms_state(self, x: torch.Tensor, eps: torch.Tensor | None):
-        """The recurrent state after reading ``x`` with the posterior."""
-        return self.posterior_pass(x, eps)["state"]
+    def terms_state(self, x: torch.Tensor, eps: torch.Tensor | None) -> tuple:
+        """The recurrent state ``(h, c)`` after reading ``x`` with the posterior."""
+        return self.posterior_pass(x, eps).state
 
     def rollout(self, state, steps: int, noise: dict, temperature: float = 1.0, z_mode: str = "sample"):
         """Run the prior forward from ``state`` for ``steps`` steps: ``(n, steps, 3)`` normalized rows.
 
         Per step: ``z_t ~ p(z | h_{t-1})``, ``x_t ~ p(x | z_t, h_{t-1})``, ``h_t = f(x_t, z_t, h_{t-1})``;
-        the three reads of ``h_{t-1}`` share one matmul.
+        the three reads of ``h_{t-1}`` share one matmul. ``noise``: see ``vrnn.inference.rollout_noise``.
         """
         c = self.config
         Fx, Fz, K = c.x_features, c.z_features, c.mixtures
-        M, Md = self.prior[0].out_features, self.decoder[0].out_features
+        prior_in, dec_in = self.prior.first, self.decoder.first
+        M, Md = prior_in.out_features, dec_in.out_features
         h, cell = state
         # Functional weights: module calls cost more than the small ops they wrap.
-        w_h = torch.cat([self.prior[0].weight, self.decoder[0].weight[:, Fz:], self.rnn.weight_hh], 0).t()
-        b_h = torch.cat([self.prior[0].bias, self.decoder[0].bias, self.rnn.bias_hh])
+        w_h = torch.cat([prior_in.weight, dec_in.weight[:, Fz:], self.rnn.weight_hh], 0).t()
+        b_h = torch.cat([prior_in.bias, dec_in.bias, self.rnn.bias_hh])
         split_h = [M, Md, w_h.shape[1] - M - Md]
-        pw, pb = self.prior[2].weight, self.prior[2].bias
-        zw, zb = self.phi_z[0].weight, self.phi_z[0].bias
-        w_dz = self.decoder[0].weight[:, :Fz].t()
-        d2w, d2b, d4w, d4b = self.decoder[2].weight, self.decoder[2].bias, self.decoder[4].weight, self.decoder[4].bias
-        x1w, x1b, x2w, x2b = self.phi_x[0].weight, self.phi_x[0].bias, self.phi_x[2].weight, self.phi_x[2].bias
+        pw, pb = self.prior.last.weight, self.prior.last.bias
+        zw, zb = self.phi_z.first.weight, self.phi_z.first.bias
+        w_dz = dec_in.weight[:, :Fz].t()
+        d2w, d2b = self.decoder.middle.weight, self.decoder.middle.bias
+        d4w, d4b = self.decoder.last.weight, self.decoder.last.bias
+        x1w, x1b = self.phi_x.first.weight, self.phi_x.first.bias
+        x2w, x2b = self.phi_x.last.weight, self.phi_x.last.bias
         w_ix, w_iz = self.rnn.weight_ih[:, :Fx].t(), self.rnn.weight_ih[:, Fx:].t()
         b_i = self.rnn.bias_ih
         tau = max(float(temperature), 1e-4)
@@ -379,46 +478,47 @@ class RNNGMM(_Base):
         super().__init__(config)
         c = config
         # p(x_t | h_{t-1})
-        self.decoder = _mlp([c.hidden, c.mlp, c.mlp, 6 * c.mixtures + 1], final_act=False)
+        self.decoder = MLP([c.hidden, c.mlp, c.mlp, 6 * c.mixtures + 1], final_act=False)
         # h_t = f(phi_x(x_t), h_{t-1}); a cuDNN-able full-sequence RNN
         rnn_cls = nn.LSTM if c.rnn == "lstm" else nn.GRU
         self.rnn = rnn_cls(c.x_features, c.hidden, batch_first=True)
 
-    def run(self, x: torch.Tensor, state=None):
-        """``(h_prev (B, T, H), final state)`` where ``h_prev[:, t] = h_{t-1}``."""
-        B = x.shape[0]
-        H = self.config.hidden
-        if state is None:
-            h0 = x.new_zeros(1, B, H)
-            state = (h0, h0.clone()) if self.config.rnn == "lstm" else h0
-        return self.rnn(self.phi_x(x), state)
+    @property
+    def latent_size(self) -> int:
+        return 0
 
-    def terms(self, x: torch.Tensor, eps=None, state=None) -> dict:
-        B, T, _ = x.shape
-        H = self.config.hidden
+    def _torch_state(self, state: tuple):
+        """Our state tuples as ``nn.LSTM`` / ``nn.GRU`` take them: ``(h, c)`` or ``h``, each ``(1, B, H)``."""
+        return state if self.config.rnn == "lstm" else state[0]
+
+    def run(self, x: torch.Tensor, state: tuple | None = None):
+        """``(h (B, T, H), final state tuple)``: ``h[:, t] = h_t``."""
         if state is None:
-            h_start = x.new_zeros(B, 1, H)
-        else:
-            h_start = (state[0] if self.config.rnn == "lstm" else state).transpose(0, 1)
-        hs, final = self.run(x, state)
-        h_prev = torch.cat([h_start, hs[:, :-1]], 1)
-        dec = self.decode(self.decoder(h_prev))
-        return {"h_prev": h_prev, "gmm": dec, "nll": dec.nll(x), "state": final,
-                "kl_dims": x.new_zeros(B, T, 0), "log_ratio": x.new_zeros(B, T)}
+            h0 = x.new_zeros(1, x.shape[0], self.config.hidden)
+            state = (h0, h0.clone()) if self.config.rnn == "lstm" else (h0,)
+        hs, final = self.rnn(self.phi_x(x), self._torch_state(state))
+        return hs, final if isinstance(final, tuple) else (final,)
+
+    def terms(self, x: torch.Tensor, eps=None) -> Terms:
+        """Decoder and exact NLL at every step (``eps`` is ignored: there is no latent)."""
+        B = x.shape[0]
+        hs, final = self.run(x)
+        h_prev = torch.cat([x.new_zeros(B, 1, self.config.hidden), hs[:, :-1]], 1)
+        gmm = self.decode(self.decoder(h_prev))
+        return Terms(nll=gmm.nll(x), gmm=gmm, h_prev=h_prev, state=final)
 
     def forward(self, x, mask, *, eps=None, generator=None, kl_weight: float = 1.0, free_bits: float = 0.0) -> Output:
         """Exact negative log-likelihood per scored point (``kl`` is zero)."""
         t = self.terms(x)
-        return _loss(t["kl_dims"], t["nll"], mask, kl_weight, free_bits, extras=t)
+        return _loss(None, t.nll, mask, kl_weight, free_bits, terms=t)
 
     # ------------------------------------------------------------ generation
-    def terms_state(self, x: torch.Tensor, eps=None):
-        state = self.run(x)[1]
-        return state if isinstance(state, tuple) else (state,)
+    def terms_state(self, x: torch.Tensor, eps=None) -> tuple:
+        return self.run(x)[1]
 
     def rollout(self, state, steps: int, noise: dict, temperature: float = 1.0, z_mode: str = "sample"):
         """Sample ``x_t ~ p(x | h_{t-1})`` and step the RNN, ``steps`` times: ``(n, steps, 3)``."""
-        st = state if self.config.rnn == "lstm" else state[0]
+        st = self._torch_state(state)
         outs = []
         for t in range(steps):
             h = st[0][0] if self.config.rnn == "lstm" else st[0]
@@ -428,9 +528,11 @@ class RNNGMM(_Base):
         return torch.stack(outs, 1)
 
 
-
-def _loss(kl_dims, nll, mask, kl_weight, free_bits, extras) -> Output:
+def _loss(kl_dims, nll, mask, kl_weight, free_bits, terms=None) -> Output:
+    """Masked totals and the objective; ``kl_dims=None``: a model without latents."""
     kl_mask, nll_mask = _masks(mask)
+    if kl_dims is None:
+        kl_dims = nll.new_zeros(*nll.shape, 0)
     kl_dims = kl_dims * kl_mask.unsqueeze(-1)
     kl = kl_dims.sum(-1)
     nll = nll * nll_mask
@@ -449,10 +551,39 @@ def _loss(kl_dims, nll, mask, kl_weight, free_bits, extras) -> Output:
         nll=nll,
         kl_dims=kl_dims,
         points=n,
-        extras=extras,
+        terms=terms,
     )
 
 
 def build_model(config: VRNNConfig) -> _Base:
     """The model class ``config.model`` names."""
     return VRNN(config) if config.model == "vrnn" else RNNGMM(config)
+
+
+def copy_model(model: _Base, device=None) -> _Base:
+    """An independent copy of ``model``: weights, config, normalizer, preprocessing and card
+    (a plain ``copy.deepcopy``; inference caches are not part of a model). ``device``: move it."""
+    clone = copy.deepcopy(model)
+    return clone if device is None else clone.to(device)
+
+
+def load_model(path=None, *, device=None) -> _Base:
+    """Load a model saved by ``model.save`` or ``python -m vrnn.train``.
+
+    ``path=None`` loads the bundled VRNN in ``pretrained/vrnn``. ``device=None`` picks
+    CUDA when available, else CPU. Raises :class:`vrnn.CheckpointError` for anything that
+    is not a valid checkpoint (missing, truncated or edited files, wrong shapes, pickles).
+    """
+    ck = read_checkpoint(path)
+    try:
+        config = VRNNConfig.from_dict(ck.config)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{ck.folder / 'config.json'}: invalid config ({e})") from None
+    model = build_model(config)
+    ck.load_into(model)
+    model.normalizer = ck.normalizer
+    model.preprocess_config = ck.preprocess
+    model.card = ck.card
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return model.to(device).eval()

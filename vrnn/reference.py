@@ -32,21 +32,23 @@ def naive_forward(model: VRNN, x: torch.Tensor, mask: torch.Tensor, eps: torch.T
             h, c = model.rnn(torch.cat([px, pz], -1), (h, c))
         else:
             h = model.rnn(torch.cat([px, pz], -1), h)
-    return _loss(torch.stack(kls, 1), torch.stack(nlls, 1), mask, 1.0, 0.0, extras={})
+    return _loss(torch.stack(kls, 1), torch.stack(nlls, 1), mask, 1.0, 0.0)
 
 
-def naive_rollout(model: VRNN, state, steps: int, noise: dict, temperature: float = 1.0) -> torch.Tensor:
+def naive_rollout(model: VRNN, state, steps: int, noise: dict, temperature: float = 1.0,
+                  z_mode: str = "sample") -> torch.Tensor:
     """Prior rollout the usual way: every sub-network called per step on concatenated inputs.
 
     Same noise and same math as ``VRNN.rollout`` (the fast one shares the three reads of
     ``h_{t-1}`` in one matmul and folds the concatenations into split weights).
+    ``z_mode="mean"``: ``z_t`` is the prior mean.
     """
     h, c = state
     outs = []
     s_tau = max(float(temperature), 1e-4) ** 0.5
     for t in range(steps):
         mu_p, sig_p = model.gaussian(model.prior(h))
-        z = mu_p + sig_p * s_tau * noise["eps_z"][:, t]
+        z = mu_p if z_mode == "mean" else mu_p + sig_p * s_tau * noise["eps_z"][:, t]
         pz = model.phi_z(z)
         gmm = model.decode(model.decoder(torch.cat([pz, h], -1)))
         xt = gmm.sample(noise["gumbel"][:, t], noise["e"][:, t], noise["u_pen"][:, t], temperature)

@@ -1,73 +1,23 @@
-"""Cached inference on a shared, read-only model (no Streamlit here).
+"""Inference for the app on a shared, read-only model (no Streamlit here).
 
 One :class:`ModelService` wraps one loaded model. Sessions share it (the app keeps the
-bundled models in ``st.cache_resource``); every result is cached by the ink's content
-digest plus the settings that change it, so scrubbing the time slider, switching
-tabs or another session drawing the same ink never recomputes. Results are treated as
-read-only by callers.
+bundled models in ``st.cache_resource``). It adds no cache of its own: its
+:class:`vrnn.inference.Inference` keeps the model's one cache, keyed by
+:func:`vrnn.inference.ink_digest` plus the settings that change a result, so scrubbing
+the time slider, switching tabs or another session drawing the same ink never
+recomputes. Results are shared: callers treat them as read-only.
 """
 
 from __future__ import annotations
 
-import hashlib
-import threading
-from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
 from vrnn.ink import Ink
+from vrnn.inference import Inference, LRUCache, ink_digest
 
-
-def ink_digest(ink: Ink) -> str:
-    """A content hash of an ink's points and pen lifts (metadata and times ignored)."""
-    h = hashlib.blake2b(digest_size=16)
-    off = np.ascontiguousarray(ink.to_offsets(), dtype=np.float32)
-    h.update(np.asarray(off.shape, dtype=np.int64).tobytes())
-    h.update(off.tobytes())
-    start = ink.strokes[0][0] if ink.strokes else np.zeros(2)
-    h.update(np.asarray(start, dtype=np.float64).tobytes())
-    return h.hexdigest()
-
-
-class LRUCache:
-    """A small thread-safe LRU map; ``get_or_compute`` runs ``compute`` outside the lock.
-
-    Two threads asking for the same missing key may both compute it (harmless, the
-    results are identical); one slow computation never blocks other keys.
-    """
-
-    def __init__(self, max_entries: int = 64):
-        self.max_entries = int(max_entries)
-        self._data: OrderedDict[Any, Any] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def get(self, key, default=None):
-        with self._lock:
-            if key in self._data:
-                self._data.move_to_end(key)
-                return self._data[key]
-        return default
-
-    def put(self, key, value) -> None:
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.max_entries:
-                self._data.popitem(last=False)
-
-    def get_or_compute(self, key, compute: Callable[[], Any]):
-        sentinel = object()
-        value = self.get(key, sentinel)
-        if value is sentinel:
-            value = compute()
-            self.put(key, value)
-        return value
+__all__ = ["ContinuationSettings", "LRUCache", "ModelService", "comparison_rows", "ink_digest", "trace_totals"]
 
 
 @dataclass(frozen=True)
@@ -80,42 +30,31 @@ class ContinuationSettings:
     seed: int = 0
     z_mode: str = "sample"
 
-    def key(self) -> tuple:
-        return tuple(asdict(self).values())
-
 
 class ModelService:
-    """A read-only model plus caches of its traces, continuations, samples and scores."""
+    """A read-only model and its :class:`~vrnn.inference.Inference` (the one cache of results)."""
 
-    def __init__(self, model, name: str, max_entries: int = 64):
+    def __init__(self, model, name: str):
         self.model = model
         self.name = name
-        self._cache = LRUCache(max_entries)
+        self.inference = Inference(model)
 
     @property
     def is_latent(self) -> bool:
-        return getattr(self.model.config, "model", "vrnn") == "vrnn"
+        return self.model.latent_size > 0
 
     def trace(self, ink: Ink, seed: int = 0):
-        return self._cache.get_or_compute(("trace", ink_digest(ink), int(seed)),
-                                          lambda: self.model.trace(ink, seed=int(seed)))
+        return self.inference.trace(ink, seed=int(seed))
 
     def continuations(self, ink: Ink, settings: ContinuationSettings) -> list[Ink]:
-        return self._cache.get_or_compute(
-            ("continue", ink_digest(ink), settings.key()),
-            lambda: self.model.continue_ink(ink, n=settings.n, steps=settings.steps,
-                                            temperature=settings.temperature, seed=settings.seed,
-                                            z_mode=settings.z_mode))
+        return self.inference.continue_ink(ink, n=settings.n, steps=settings.steps, temperature=settings.temperature,
+                                           seed=settings.seed, z_mode=settings.z_mode)
 
     def samples(self, n: int, steps: int, temperature: float, seed: int) -> list[Ink]:
-        return self._cache.get_or_compute(
-            ("sample", int(n), int(steps), float(temperature), int(seed)),
-            lambda: self.model.sample(n=int(n), steps=int(steps), temperature=float(temperature), seed=int(seed)))
+        return self.inference.sample(n=int(n), steps=int(steps), temperature=float(temperature), seed=int(seed))
 
-    def evaluate(self, ink: Ink, importance_samples: int = 0) -> dict:
-        return self._cache.get_or_compute(
-            ("evaluate", ink_digest(ink), int(importance_samples)),
-            lambda: self.model.evaluate([ink], importance_samples=int(importance_samples)))
+    def evaluate(self, ink: Ink, importance_samples: int = 0, seed: int = 0) -> dict:
+        return self.inference.evaluate([ink], importance_samples=int(importance_samples), seed=int(seed))
 
 
 def trace_totals(trace) -> dict[str, float]:

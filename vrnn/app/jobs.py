@@ -33,8 +33,6 @@ _slots = threading.BoundedSemaphore(MAX_CONCURRENT_TRAININGS)
 _running = 0
 _running_lock = threading.Lock()
 
-STATUSES = ("running", "done", "cancelled", "failed")
-
 
 class TrainingBusy(RuntimeError):
     """Every training slot of this app is in use (the global cap), or this session already trains."""
@@ -84,15 +82,11 @@ def _plain(v):
 
 
 def fresh_copy(model):
-    """The same weights, config and normalization in a new model, via its own checkpoint format
-    (``model.save`` then ``vrnn.load_model``): no caches or other runtime state come along."""
-    import tempfile
+    """An independent copy of ``model`` (``vrnn.model.copy_model``: a deep copy; models are
+    plain modules, their inference cache lives outside them)."""
+    from vrnn.model import copy_model
 
-    from vrnn.checkpoint import load_model
-
-    with tempfile.TemporaryDirectory(prefix="vrnn-app-copy-") as tmp:
-        model.save(tmp)
-        return load_model(tmp, device=str(next(model.parameters()).device))
+    return copy_model(model)
 
 
 def split_train_valid(inks: Sequence[Ink], valid_fraction: float = 0.1) -> tuple[list[Ink], list[Ink]]:
@@ -118,6 +112,7 @@ class TrainingRequest:
     batch_size: int = 16
     lr: float = 1e-3
     label: str = "retrained"
+    base_name: str | None = None  # the model fine-tuned, as the app names it
 
 
 class TrainingJob:
@@ -146,8 +141,8 @@ class TrainingJob:
         with _running_lock:
             _running += 1
         self.progress = Progress()
-        # fit() fine-tunes a copy and never changes the model it is given; it gets a fresh
-        # copy anyway: the shared model carries inference caches (with locks) that do not copy.
+        # fit() never changes the model it is given; the copy is taken here, on the session's
+        # thread, so that the worker never holds the shared model.
         base = fresh_copy(self._base_model) if (self.request.fine_tune and self._base_model is not None) else None
         template = self._base_model
         self._base_model = None  # the job keeps no reference to the shared model
@@ -206,6 +201,11 @@ class TrainingJob:
 SCRATCH_CONFIG = dict(hidden=96, latent=8, mixtures=8, x_features=32, z_features=32, mlp=96)
 
 
+#: Validations (every 25 steps) without improvement before an app training stops early; a
+#: small fine-tuning set overfits within a few hundred steps, and fit() keeps the best weights.
+EARLY_STOP_PATIENCE = 4
+
+
 def train_options(request: TrainingRequest):
     """The :class:`vrnn.train.TrainOptions` for an app training: quiet, short warm-ups, frequent reports."""
     from vrnn.train import TrainOptions
@@ -214,7 +214,7 @@ def train_options(request: TrainingRequest):
     return TrainOptions(minutes=request.minutes, max_steps=request.max_steps, batch_size=request.batch_size,
                         lr=request.lr * (0.5 if fine else 1.0), seed=request.seed, progress_bar=False,
                         warmup_steps=10 if fine else 50, kl_warmup_steps=0 if fine else 200,
-                        eval_every=25, log_every=2, patience=0, checkpoint_every=0.0)
+                        eval_every=25, log_every=2, patience=EARLY_STOP_PATIENCE, checkpoint_every=0.0)
 
 
 def _worker(request: TrainingRequest, base_model, template, progress: Progress, stop_event: threading.Event) -> None:
@@ -230,9 +230,10 @@ def _worker(request: TrainingRequest, base_model, template, progress: Progress, 
         model = fit(train, valid, config=config, options=train_options(request), on_progress=progress.add,
                     stop_event=stop_event, base_model=base_model)
         card = dict(getattr(model, "card", {}) or {})
-        card.update({"data": f"{len(request.inks)} ink(s) uploaded or drawn in the app",
+        card.update({"data": "inks uploaded or drawn in the app", "train_inks": len(train), "valid_inks": len(valid),
+                     "validated_on_training_inks": valid is train or len(request.inks) < 5,
                      "trained_in": "VRNN Handwriting Lab app", "fine_tuned": bool(base_model is not None),
-                     "label": request.label})
+                     "fine_tuned_from": request.base_name, "label": request.label})
         model.card = card
         model.eval()
         progress.end("cancelled" if stop_event.is_set() else "done", model=model)
