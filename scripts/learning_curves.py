@@ -1,0 +1,126 @@
+"""Learning curves of training runs: validation bound against optimizer steps and against
+wall-clock minutes, one line per run, as a PNG (Pillow only, no plotting stack needed).
+
+    python scripts/learning_curves.py pretrained/vrnn pretrained/rnn --png docs/learning_curves.png
+
+Each run folder holds the ``metrics.jsonl`` that ``python -m vrnn.train`` writes; its
+``"valid"`` records give ``elbo_per_point`` (the VRNN's ELBO, the RNN-GMM's exact
+log-likelihood: both in nats per point, higher is better). ``--table`` also prints the
+bound of every run at equal steps and at equal wall-clock time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+
+
+def read_curve(run: Path) -> list[tuple[int, float, float]]:
+    """``(step, minutes, bound)`` of every validation of a run, in order."""
+    out = []
+    with open(Path(run) / "metrics.jsonl", encoding="utf-8") as f:
+        for line in f:
+            rec = json.loads(line)
+            if rec.get("kind") == "valid" and rec.get("elbo_per_point") is not None:
+                out.append((int(rec["step"]), float(rec.get("elapsed_s", 0.0)) / 60.0, float(rec["elbo_per_point"])))
+    return out
+
+
+def value_at(curve: list[tuple[int, float, float]], key: int, at: float) -> float | None:
+    """Best bound reached by ``at`` (``key`` 0: steps, 1: minutes), or None before the first point."""
+    seen = [p[2] for p in curve if p[key] <= at]
+    return max(seen) if seen else None
+
+
+def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    span = max(hi - lo, 1e-9)
+    raw = span / n
+    mag = 10 ** math.floor(math.log10(raw))
+    step = min((m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw), default=mag * 10)
+    first = math.ceil(lo / step) * step
+    return [first + i * step for i in range(int((hi - first) / step) + 1)]
+
+
+def _panel(draw, box, curves, names, key: int, xlabel: str, ylabel: str, font, y_range) -> None:
+    x0, y0, x1, y1 = box
+    xs = [p[key] for c in curves for p in c]
+    xlo, xhi = 0.0, max(xs) * 1.02 if xs else 1.0
+    ylo, yhi = y_range
+
+    def to_px(x, y):
+        return (x0 + (x - xlo) / (xhi - xlo) * (x1 - x0), y1 - (y - ylo) / (yhi - ylo) * (y1 - y0))
+
+    draw.rectangle(box, outline="#444444", width=1)
+    for t in _ticks(xlo, xhi):
+        px, _ = to_px(t, ylo)
+        draw.line([(px, y1), (px, y1 + 5)], fill="#444444")
+        draw.line([(px, y0), (px, y1)], fill="#eeeeee")
+        draw.text((px, y1 + 8), f"{t:g}", fill="#222222", font=font, anchor="mt")
+    for t in _ticks(ylo, yhi):
+        _, py = to_px(xlo, t)
+        draw.line([(x0 - 5, py), (x0, py)], fill="#444444")
+        draw.line([(x0, py), (x1, py)], fill="#eeeeee")
+        draw.text((x0 - 8, py), f"{t:.2f}", fill="#222222", font=font, anchor="rm")
+    draw.rectangle(box, outline="#444444", width=1)
+    for i, c in enumerate(curves):
+        pts = [to_px(p[key], p[2]) for p in c]
+        if len(pts) > 1:
+            draw.line(pts, fill=COLORS[i % len(COLORS)], width=3)
+        for px, py in pts:
+            draw.ellipse([px - 2.5, py - 2.5, px + 2.5, py + 2.5], fill=COLORS[i % len(COLORS)])
+    draw.text(((x0 + x1) / 2, y1 + 30), xlabel, fill="#222222", font=font, anchor="mt")
+    draw.text((x0, y0 - 10), ylabel, fill="#222222", font=font, anchor="lb")
+    for i, name in enumerate(names):
+        ly = y0 + 14 + 22 * i
+        draw.line([(x1 - 230, ly), (x1 - 200, ly)], fill=COLORS[i % len(COLORS)], width=3)
+        draw.text((x1 - 192, ly), name, fill="#222222", font=font, anchor="lm")
+
+
+def render(curves, names, path: Path, width: int = 1400, height: int = 520) -> None:
+    img = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(img)
+    try:
+        font = ImageFont.load_default(size=16)
+    except TypeError:  # Pillow < 10.1
+        font = ImageFont.load_default()
+    ys = sorted(p[2] for c in curves for p in c)
+    # leave out the first validations' very low values: they would flatten the rest
+    lo = ys[int(0.1 * (len(ys) - 1))] if ys else 0.0
+    hi = ys[-1] if ys else 1.0
+    pad = 0.05 * max(hi - lo, 1e-3)
+    y_range = (lo - pad, hi + pad)
+    half = width // 2
+    label = "validation bound (nats/point, higher is better)"
+    _panel(draw, (90, 50, half - 30, height - 70), curves, names, 0, "optimizer steps", label, font, y_range)
+    _panel(draw, (half + 90, 50, width - 30, height - 70), curves, names, 1, "wall-clock minutes", label, font, y_range)
+    img.save(path, optimize=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="Plot validation bound vs steps and vs wall-clock of training runs.")
+    ap.add_argument("runs", nargs="+", help="run folders holding metrics.jsonl")
+    ap.add_argument("--names", help="comma-separated legend names (default: folder names)")
+    ap.add_argument("--png", required=True, help="output PNG path")
+    ap.add_argument("--table", action="store_true", help="print bounds at equal steps and equal wall-clock")
+    a = ap.parse_args(argv)
+    curves = [read_curve(Path(r)) for r in a.runs]
+    names = a.names.split(",") if a.names else [Path(r).name for r in a.runs]
+    render(curves, names, Path(a.png))
+    print(f"wrote {a.png}")
+    if a.table:
+        last_step = min(c[-1][0] for c in curves if c)
+        last_min = min(c[-1][1] for c in curves if c)
+        for name, c in zip(names, curves):
+            s, m = value_at(c, 0, last_step), value_at(c, 1, last_min)
+            print(f"{name}: best {max(p[2] for p in c):.3f} | at step {last_step}: {s:.3f} | "
+                  f"at {last_min:.1f} min: {m:.3f} | {c[-1][0]} steps in {c[-1][1]:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
