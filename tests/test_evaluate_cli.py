@@ -91,8 +91,11 @@ def test_file_splits_follow_the_training_writer_split(tmp_path):
     inks = load_eval_inks("synthetic", split="train", synthetic_lines=12)
     write_ink(inks, tmp_path / "lines.json")
     train, valid = load_train_valid(str(tmp_path / "lines.json"))
+    # validation and test are both held out of training, by writer (3 ways since data mixtures)
+    assert [i.label for i in load_eval_inks(str(tmp_path / "lines.json"), split="valid")] == [i.label for i in valid]
     held_out = load_eval_inks(str(tmp_path / "lines.json"), split="test")
-    assert [i.label for i in held_out] == [i.label for i in valid]
+    assert held_out and len(train) + len(valid) + len(held_out) == 12
+    assert not {i.writer for i in held_out} & {i.writer for i in train + valid}
     assert len(load_eval_inks(str(tmp_path / "lines.json"))) == 12
 
 

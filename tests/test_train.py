@@ -661,3 +661,128 @@ def test_resume_on_another_number_of_processes_continues_the_epoch(tmp_path):
     import vrnn
 
     assert vrnn.load_model(out, device="cpu").card["world_size"] == 1
+
+
+# ----------------------------------------------------------------------------- data mixtures
+
+OMNIGLOT = ROOT.parent / "shared" / "data" / "omniglot"
+
+
+@pytest.mark.parametrize("text, spec, weight", [
+    ("synthetic", "synthetic", None),
+    ("synthetic:0.5", "synthetic", 0.5),
+    ("/data/omniglot.npz:2", "/data/omniglot.npz", 2.0),
+    ("runs/a:b/inks.json", "runs/a:b/inks.json", None),  # not a number after the last ':': part of the path
+    ("C:/inks", "C:/inks", None),
+    ("odd:1:1", "odd:1", 1.0),
+])
+def test_data_source_syntax(text, spec, weight):
+    from vrnn.datasets import DataSource
+
+    src = DataSource.parse(text)
+    assert (src.spec, src.weight) == (spec, weight)
+    assert DataSource.parse(str(src)) == src
+
+
+@pytest.mark.parametrize("text", ["synthetic:0", "synthetic:-1", "inks.json:nan", "inks.json:inf"])
+def test_data_source_weight_must_be_positive(text):
+    from vrnn.datasets import DataSource
+
+    with pytest.raises(DataError, match="positive"):
+        DataSource.parse(text)
+
+
+def test_holdout_depends_only_on_the_writer_so_sources_agree():
+    from vrnn.datasets import holdout_split
+
+    a = toy_inks(60, seed=1, writers=30)
+    b = toy_inks(40, seed=2, writers=20)  # writers w0..w19 are in both sets, with other inks
+    place = {}
+    for inks in (a, b, a + b, list(reversed(a + b))):
+        train, valid, test = holdout_split(inks, valid_fraction=0.2, test_fraction=0.2, seed=4)
+        assert train and valid and test and len(train) + len(valid) + len(test) == len(inks)
+        for name, part in (("train", train), ("valid", valid), ("test", test)):
+            for ink in part:
+                assert place.setdefault(ink.writer, name) == name, f"{ink.writer} moved to {name}"
+    # inks without a writer: placed by their points, wherever they come from
+    anon = [Ink(strokes=ink.strokes) for ink in toy_inks(30, seed=3)]
+    first = holdout_split(anon, valid_fraction=0.3, test_fraction=0.3, seed=0)
+    again = holdout_split(anon[::-1] + toy_inks(5, seed=8), valid_fraction=0.3, test_fraction=0.3, seed=0)
+    assert all({id(i) for i in f} <= {id(i) for i in g} for f, g in zip(first, again))
+
+
+def test_mixture_order_gives_each_source_its_share():
+    from vrnn.training.windows import mixture_order
+
+    source = torch.tensor([0] * 10 + [1] * 2)
+    orders = [mixture_order(source, [0.5, 0.5], seed=3, epoch=e) for e in range(3)]
+    for order in orders:
+        assert len(order) == 12
+        counts = torch.bincount(order, minlength=12)
+        assert counts[:10].sum() == 6 and counts[10:].sum() == 6
+        assert counts[:10].max() == 1 and counts[10:].tolist() == [3, 3]  # the small source is repeated evenly
+    assert torch.equal(orders[0], mixture_order(source, [0.5, 0.5], seed=3, epoch=0))
+    assert not torch.equal(orders[0], orders[2])
+
+
+def test_trainer_samples_a_mixture_by_its_weights():
+    small = toy_inks(3, seed=1, writers=1)
+    big = toy_inks(12, seed=2, writers=3)
+    t = Trainer(big + small, toy_inks(2, seed=9), config=TINY, log=quiet, sources=[0] * 12 + [1] * 3,
+                weights=[1.0, 3.0], options=tiny_options(max_steps=None, epochs=2, eval_every=1000))
+    seen = []
+    step = t._train_step
+    t._train_step = lambda idx, flag: (seen.append(idx), step(idx, flag))[1]
+    t.run()
+    picked = t.train.source[torch.cat(seen)]
+    share = (picked == 1).float().mean().item()
+    assert share == pytest.approx(0.75, abs=0.05)  # 3 : 1, though the small source has fewer windows
+    assert t.state.mixture == [0.25, 0.75]
+    with pytest.raises(ValueError, match="sources"):
+        Trainer(big, big, config=TINY, log=quiet, weights=[1.0, 1.0], options=tiny_options())
+
+
+def test_cli_trains_on_a_weighted_mixture_records_it_and_resumes(tmp_path, capsys):
+    import vrnn
+    from vrnn.formats import write_ink
+
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    write_ink(toy_inks(12, seed=1, writers=6), a)
+    write_ink([Ink(strokes=ink.strokes) for ink in toy_inks(10, seed=2)], b)  # no writer ids
+    out = tmp_path / "run"
+    flags = [*TINY_FLAGS, "--batch-size", 4, "--max-len", 40, "--eval-every", 2, "--no-progress"]
+    code, stdout, err = _run_main(["--data", f"{a}:3", "--data", f"{b}:1", "--data", "synthetic:1",
+                                   "--synthetic-lines", 4, "--out", out, "--max-steps", 3, *flags], capsys)
+    assert code == 0, err
+    card = vrnn.load_model(out, device="cpu").card
+    assert card["data"] == f"{a}:3 + {b}:1 + synthetic:1"
+    assert [m["source"] for m in card["mixture"]] == [str(a), str(b), "synthetic"]
+    assert [m["weight"] for m in card["mixture"]] == [0.6, 0.2, 0.2]
+    assert all(m["train_inks"] > 0 and m["valid_inks"] > 0 for m in card["mixture"])
+    assert card["train_inks"] == sum(m["train_inks"] for m in card["mixture"])
+    state = json.loads((out / "train_state.json").read_text())
+    assert state["mixture"] == pytest.approx([0.6, 0.2, 0.2])
+    code, stdout, err = _run_main(["--out", out, "--resume", "--max-steps", 5, "--no-progress"], capsys)
+    assert code == 0, err
+    assert json.loads((out / "train_state.json").read_text())["step"] == 5
+    code, _, err = _run_main(["--out", out, "--resume", "--data", f"{a}:1", "--data", f"{b}:1",
+                              "--data", "synthetic:1", "--max-steps", 6], capsys)
+    assert code == 2 and "differs from the run's data" in err and len(err.strip().splitlines()) == 1
+    code, _, err = _run_main(["--out", tmp_path / "run2", "--data", f"{a}:1", "--data", f"{a}:2"], capsys)
+    assert code == 2 and "given twice" in err
+
+
+def test_omniglot_raw_zips_hold_the_same_drawers_out_of_both(tmp_path):
+    from vrnn.datasets import load_eval_inks, load_mixture
+
+    zips = [OMNIGLOT / "strokes_background_small1.zip", OMNIGLOT / "strokes_background_small2.zip"]
+    if not all(z.exists() for z in zips):
+        pytest.skip(f"Omniglot raw strokes not found in {OMNIGLOT} (../shared/data is not beside this checkout)")
+    m = load_mixture([f"{zips[0]}:1", f"{zips[1]}:1"])
+    test = [ink for z in zips for ink in load_eval_inks(str(z), split="test")]
+    train_w = {i.writer for i in m.train}
+    held_w = {i.writer for i in m.valid} | {i.writer for i in test}
+    assert train_w and held_w and not train_w & held_w
+    latin = {w for w in train_w | held_w if w.startswith("omniglot-Latin-")}
+    assert len(latin) == 20  # the Latin drawers, in both zips, each on one side only
+    assert {i.writer for i in test} - {i.writer for i in m.valid}

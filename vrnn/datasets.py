@@ -1,17 +1,20 @@
-"""Turn a ``--data SPEC`` into inks for training and evaluation.
+"""Turn ``--data`` sources into inks for training and evaluation.
 
-``SPEC`` is ``synthetic`` (the built-in handwriting generator, :func:`vrnn.synthetic_inks`)
-or a file or folder of ink files in any format :func:`vrnn.read_ink` reads. Folders are
-searched recursively for files with a known ink suffix.
+A source is ``synthetic`` (the built-in handwriting generator, :func:`vrnn.synthetic_inks`)
+or a file or folder of ink files in any format :func:`vrnn.read_ink` reads (folders are
+searched recursively for files with a known ink suffix), optionally with a weight:
+``SPEC:WEIGHT`` (:class:`DataSource`). Several sources make a mixture
+(:func:`load_mixture`): each source's weight is its share of every training epoch.
 
-Training needs a validation set kept apart from the training set:
+Every source is split into training, validation and test inks, kept apart by writer:
 
-- ``synthetic``: the generator's own ``"train"`` and ``"valid"`` writer splits, and
-  ``"test"`` (held-out writers) for evaluation.
-- files: inks that carry a split of their own (sketch-rnn ``.npz`` archives put
-  ``meta["split"]``) keep it; otherwise :func:`split_by_writer` holds out whole
-  writers when writers are known (so validation measures generalization to new
-  hands), else random inks.
+- ``synthetic``: the generator's own ``"train"``, ``"valid"`` and ``"test"`` writer splits.
+- files whose inks carry a split of their own (sketch-rnn ``.npz`` archives, Omniglot's
+  among them, put ``meta["split"]``) keep it.
+- other files: :func:`holdout_split` holds out whole writers by a hash of the writer id
+  (Omniglot's raw strokes: ``omniglot-<Alphabet>-<drawer>``), so a writer in two
+  sources is held out of both; an ink without a writer is its own unit, placed by a
+  hash of its points.
 
 Problems with the data raise :class:`DataError`, whose message is one line that
 names the source, so the command-line tools can print it and exit with code 2.
@@ -19,7 +22,10 @@ names the source, so the command-line tools can print it and exit with code 2.
 
 from __future__ import annotations
 
+import hashlib
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +35,7 @@ from .text import one_line
 
 SYNTHETIC = "synthetic"
 #: File suffixes searched for in a data folder (what :func:`vrnn.read_ink` detects).
-INK_SUFFIXES = (".xml", ".txt", ".inkml", ".ndjson", ".npz", ".json")
+INK_SUFFIXES = (".xml", ".txt", ".inkml", ".ndjson", ".jsonl", ".npz", ".json", ".zip", ".xopp", ".xoj", ".excalidraw")
 SPLITS = ("train", "valid", "test")
 
 
@@ -104,42 +110,87 @@ def synthetic_split(n: int, split: str, *, seed: int = 0) -> list[Ink]:
     return list(synthetic_inks(n, seed=seed, split=split))
 
 
-def split_by_writer(inks: list[Ink], *, valid_fraction: float = 0.1, seed: int = 0,
+def _ink_key(ink: Ink) -> str:
+    """The ink itself, by a digest of its points (the same wherever it was read from)."""
+    h = hashlib.sha256()
+    for stroke in ink.strokes:
+        h.update(np.ascontiguousarray(stroke, dtype=np.float64).tobytes())
+        h.update(b"|")
+    return f"ink:{h.hexdigest()}"
+
+
+def _unit_key(ink: Ink) -> str:
+    """The hold-out unit of an ink: its writer, or (no writer) the ink itself."""
+    return f"writer:{ink.writer}" if ink.writer is not None else _ink_key(ink)
+
+
+def _position(key: str, seed: int) -> float:
+    """Where ``key`` falls in [0, 1) for ``seed``: a hash, so it depends on nothing else."""
+    digest = hashlib.sha256(f"{seed}\0{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64
+
+
+def holdout_split(inks: Sequence[Ink], *, valid_fraction: float = 0.1, test_fraction: float = 0.0,
+                  seed: int = 0) -> tuple[list[Ink], list[Ink], list[Ink]]:
+    """Split inks into ``(train, valid, test)``, holding out whole writers.
+
+    The unit of the split is the writer; an ink without a writer is a unit of its own
+    (keyed by a digest of its points, so the same ink gets the same place wherever it is
+    read from). Each unit's place is a hash of ``(seed, unit)``: ``valid`` when it falls
+    below ``valid_fraction``, ``test`` below ``valid_fraction + test_fraction``, else
+    ``train``. So a writer is held out (or not) the same way in every source and every
+    mixture it appears in, and evaluating a source alone finds the same test writers as
+    training on a mixture that holds it. The fractions are of writers, met on average.
+
+    Small sets: when no unit falls in ``valid`` (and ``valid_fraction > 0``), the unit
+    nearest to it is moved there; a unit always stays in ``train``. With a single writer
+    (one unit) its inks are split instead: the first ``round(fraction * n)`` of them
+    (at least one) in hash order. So any 2 or more inks give a non-empty ``train`` and
+    ``valid``. Fewer than 2 inks raise :class:`DataError`. Deterministic, independent of
+    the order of ``inks``; each list keeps the input order.
+    """
+    inks = list(inks)
+    if len(inks) < 2:
+        raise DataError(f"need at least 2 inks to hold some out for validation, got {len(inks)}")
+    keys = [_unit_key(ink) for ink in inks]
+    units = sorted(set(keys))
+    if len(units) < 2:  # one writer: split its inks, an exact share of them
+        order = sorted(range(len(inks)), key=lambda i: (_position(_ink_key(inks[i]), seed), i))
+        n_valid = max(1, round(valid_fraction * len(inks))) if valid_fraction > 0 else 0
+        n_test = min(round(test_fraction * len(inks)), len(inks) - n_valid - 1)
+        place = {i: "valid" for i in order[:n_valid]}
+        place.update({i: "test" for i in order[n_valid : n_valid + max(n_test, 0)]})
+        parts = [place.get(i, "train") for i in range(len(inks))]
+    else:
+        pos = {u: _position(u, seed) for u in units}
+        where = {u: "valid" if pos[u] < valid_fraction else "test" if pos[u] < valid_fraction + test_fraction
+                 else "train" for u in units}
+        if valid_fraction > 0 and "valid" not in where.values():
+            nearest = min((u for u in units if where[u] != "valid"), key=lambda u: abs(pos[u] - valid_fraction))
+            where[nearest] = "valid"
+        if "train" not in where.values():
+            where[max(units, key=lambda u: (where[u] != "valid", pos[u]))] = "train"
+            if "valid" not in where.values():  # two units, both had been held out
+                where[min(units, key=lambda u: pos[u])] = "valid"
+        parts = [where[k] for k in keys]
+    split = {name: [ink for ink, p in zip(inks, parts) if p == name] for name in SPLITS}
+    return split["train"], split["valid"], split["test"]
+
+
+def split_by_writer(inks: Sequence[Ink], *, valid_fraction: float = 0.1, seed: int = 0,
                     reuse_single: bool = False) -> tuple[list[Ink], list[Ink]]:
-    """Split inks into ``(train, valid)``, holding out whole writers when writers are known.
+    """Split inks into ``(train, valid)``, holding out whole writers (:func:`holdout_split`, no test part).
 
-    The one train/validation split of the library, the CLI and the app. Writers are
-    shuffled with ``seed`` and moved to validation until it holds at least
-    ``valid_fraction`` of the inks (at least one ink, and never every writer). Inks
-    without a writer count as writers of their own. With a single writer the inks
-    themselves are split at random. Deterministic for a seed.
-
-    So any 2 or more inks give disjoint sets (2 inks: one each). A single ink has
-    nothing to hold out: with ``reuse_single=True`` it is returned as both sets
-    (``([ink], [ink])``: validation is then on the training set, and only then),
-    otherwise that raises :class:`DataError`.
+    The one train/validation split of the library, the CLI and the app. Any 2 or more
+    inks give disjoint, non-empty sets (2 inks: one each). A single ink has nothing to
+    hold out: with ``reuse_single=True`` it is returned as both sets (``([ink], [ink])``:
+    validation is then on the training set, and only then), otherwise that raises
+    :class:`DataError`.
     """
     inks = list(inks)
     if len(inks) == 1 and reuse_single:
         return inks, list(inks)
-    if len(inks) < 2:
-        raise DataError(f"need at least 2 inks to hold some out for validation, got {len(inks)}")
-    rng = np.random.default_rng(seed)
-    groups: dict[str, list[int]] = {}
-    for i, ink in enumerate(inks):
-        groups.setdefault(ink.writer if ink.writer is not None else f"\0ink{i}", []).append(i)
-    if len(groups) < 2:  # one writer: split its inks
-        groups = {str(i): [i] for i in range(len(inks))}
-    keys = sorted(groups)
-    order = rng.permutation(len(keys))
-    target = max(1, int(round(valid_fraction * len(inks))))
-    valid_idx: set[int] = set()
-    for k in order[:-1]:  # the last writer always stays in training
-        if len(valid_idx) >= target:
-            break
-        valid_idx.update(groups[keys[k]])
-    train = [ink for i, ink in enumerate(inks) if i not in valid_idx]
-    valid = [ink for i, ink in enumerate(inks) if i in valid_idx]
+    train, valid, _ = holdout_split(inks, valid_fraction=valid_fraction, test_fraction=0.0, seed=seed)
     return train, valid
 
 
@@ -147,48 +198,153 @@ def _own_split(inks: list[Ink], split: str) -> list[Ink]:
     return [ink for ink in inks if ink.meta.get("split") == split]
 
 
+# --------------------------------------------------------------------------- sources and mixtures
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """One ``--data`` argument: ``SPEC`` or ``SPEC:WEIGHT``.
+
+    ``SPEC`` is ``synthetic`` or a file or folder of ink in any format :func:`vrnn.read_ink`
+    reads. ``WEIGHT`` (a positive number; ``None``: not given) is the source's share of
+    every training epoch, relative to the other sources' weights.
+    """
+
+    spec: str
+    weight: float | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> DataSource:
+        """``"synthetic:0.5"`` -> ``DataSource("synthetic", 0.5)``; the part after the last ``:``
+        is a weight when it is a number (write ``PATH:1`` for a path that ends in ``:<number>``)."""
+        text = str(text)
+        spec, sep, tail = text.rpartition(":")
+        if sep and spec:
+            try:
+                weight = float(tail)
+            except ValueError:
+                return cls(text)
+            if not (np.isfinite(weight) and weight > 0):
+                raise DataError(f"--data {text}: the weight after ':' must be a positive number")
+            return cls(spec, weight)
+        return cls(text)
+
+    def __str__(self) -> str:
+        return self.spec if self.weight is None else f"{self.spec}:{self.weight:g}"
+
+
+@dataclass
+class DataMixture:
+    """Training and validation inks from one or more sources, and each source's share of an epoch.
+
+    ``train_source[i]`` is the index in ``sources`` of ``train[i]``; ``weights`` are the
+    sources' shares of each epoch's training windows (they sum to 1; weights not given
+    count as 1). ``counts``: inks per source and split.
+    """
+
+    sources: list[DataSource]
+    weights: list[float]
+    train: list[Ink]
+    valid: list[Ink]
+    train_source: list[int]
+    counts: list[dict[str, int]]
+
+    @property
+    def mixed(self) -> bool:
+        """More than one source (one source trains on its windows uniformly, weights aside)."""
+        return len(self.sources) > 1
+
+    def card(self) -> list[dict]:
+        """What the model card records: each source, its weight and its inks per split."""
+        return [{"source": src.spec, "weight": round(w, 6), **c}
+                for src, w, c in zip(self.sources, self.weights, self.counts)]
+
+
+def _source_splits(src: DataSource, *, valid_fraction: float, test_fraction: float, seed: int,
+                   synthetic_lines: int, synthetic_valid_lines: int | None,
+                   wanted: Sequence[str]) -> dict[str, list[Ink]]:
+    """One source's ``wanted`` splits (see the module docstring for the rules)."""
+    if src.spec == SYNTHETIC:
+        sizes = {"train": synthetic_lines, "valid": synthetic_valid_lines or max(16, synthetic_lines // 10),
+                 "test": synthetic_lines}
+        return {name: synthetic_split(sizes[name], name, seed=seed) for name in wanted}
+    inks = read_inks(src.spec)
+    own = {name: _own_split(inks, name) for name in SPLITS}
+    if own["train"] and own["valid"]:
+        return {name: own[name] for name in wanted}
+    train, valid, test = holdout_split(inks, valid_fraction=valid_fraction, test_fraction=test_fraction, seed=seed)
+    return {"train": train, "valid": valid, "test": test}
+
+
+def load_mixture(specs: Sequence[str | DataSource], *, valid_fraction: float = 0.1, test_fraction: float = 0.1,
+                 seed: int = 0, synthetic_lines: int = 2000,
+                 synthetic_valid_lines: int | None = None) -> DataMixture:
+    """Training and validation inks of one or more ``--data`` sources (``SPEC`` or ``SPEC:WEIGHT``).
+
+    Each source is split on its own by the rules of the module docstring; writers held
+    out (validation and test) are held out by a hash of the writer, so a writer found in
+    two sources is held out of both. The test writers are loaded by
+    :func:`load_eval_inks`, never here. Validation pools every source's held-out inks.
+    """
+    sources = [s if isinstance(s, DataSource) else DataSource.parse(s) for s in specs]
+    if not sources:
+        raise DataError("no --data source given")
+    if len({s.spec for s in sources}) < len(sources):
+        raise DataError(f"--data: a source is given twice ({', '.join(s.spec for s in sources)})")
+    raw = [s.weight if s.weight is not None else 1.0 for s in sources]
+    weights = [w / sum(raw) for w in raw]
+    train, valid, train_source, counts = [], [], [], []
+    for k, src in enumerate(sources):
+        parts = _source_splits(src, valid_fraction=valid_fraction, test_fraction=test_fraction, seed=seed,
+                               synthetic_lines=synthetic_lines, synthetic_valid_lines=synthetic_valid_lines,
+                               wanted=("train", "valid"))
+        if not parts["train"]:
+            raise DataError(f"{src.spec}: no training inks after holding out validation and test writers")
+        train += parts["train"]
+        valid += parts["valid"]
+        train_source += [k] * len(parts["train"])
+        counts.append({"train_inks": len(parts["train"]), "valid_inks": len(parts["valid"]),
+                       "train_points": sum(ink.num_points for ink in parts["train"])})
+    return DataMixture(sources, weights, train, valid, train_source, counts)
+
+
 def load_train_valid(
     spec: str,
     *,
     valid_fraction: float = 0.1,
+    test_fraction: float = 0.1,
     seed: int = 0,
     synthetic_lines: int = 2000,
     synthetic_valid_lines: int | None = None,
 ) -> tuple[list[Ink], list[Ink]]:
-    """Training and validation inks for a data spec (see the module docstring for the rules)."""
-    if str(spec) == SYNTHETIC:
-        n_valid = synthetic_valid_lines or max(16, synthetic_lines // 10)
-        return synthetic_split(synthetic_lines, "train", seed=seed), synthetic_split(n_valid, "valid", seed=seed)
-    inks = read_inks(spec)
-    train, valid = _own_split(inks, "train"), _own_split(inks, "valid")
-    if train and valid:
-        return train, valid
-    return split_by_writer(inks, valid_fraction=valid_fraction, seed=seed)
+    """Training and validation inks for one data spec (see the module docstring for the rules)."""
+    m = load_mixture([DataSource(str(spec))], valid_fraction=valid_fraction, test_fraction=test_fraction, seed=seed,
+                     synthetic_lines=synthetic_lines, synthetic_valid_lines=synthetic_valid_lines)
+    return m.train, m.valid
 
 
-def load_eval_inks(spec: str, *, split: str | None = None, seed: int = 0, synthetic_lines: int = 200) -> list[Ink]:
+def load_eval_inks(spec: str, *, split: str | None = None, seed: int = 0, synthetic_lines: int = 200,
+                   valid_fraction: float = 0.1, test_fraction: float = 0.1) -> list[Ink]:
     """Inks to evaluate on.
 
     ``synthetic`` gives the held-out ``test`` writers unless ``split`` says otherwise.
     For files, ``split=None`` or ``"all"`` means every ink; ``"test"``/``"valid"``/
     ``"train"`` pick the inks that carry that split, or else reproduce the writer split
-    :func:`load_train_valid` makes with the same ``seed`` (``"test"`` then means the
-    held-out validation writers, the only inks training never saw).
+    training makes with the same ``seed`` and fractions (``"test"``: the writers held
+    out of both training and validation).
     """
     if split not in (None, "all") + SPLITS:
         raise DataError(f"unknown split {split!r}; choose one of all, {', '.join(SPLITS)}")
     if str(spec) == SYNTHETIC:
         return synthetic_split(synthetic_lines, "test" if split in (None, "all") else split, seed=seed)
-    inks = read_inks(spec)
     if split in (None, "all"):
-        return inks
-    own = _own_split(inks, split)
-    if own:
-        return own
-    if any(ink.meta.get("split") for ink in inks):
-        raise DataError(f"{spec}: no inks in split {split!r}")
-    train, valid = split_by_writer(inks, seed=seed)
-    return train if split == "train" else valid
+        return read_inks(spec)
+    inks = _source_splits(DataSource(str(spec)), valid_fraction=valid_fraction, test_fraction=test_fraction,
+                          seed=seed, synthetic_lines=synthetic_lines, synthetic_valid_lines=None,
+                          wanted=(split,))[split]
+    if not inks:
+        raise DataError(f"{spec}: no inks in split {split!r} (too few writers to hold some out for it)")
+    return inks
 
 
 def describe(inks: list[Ink]) -> str:

@@ -4,6 +4,7 @@ Command line::
 
     python -m vrnn.train --data synthetic --out runs/vrnn --minutes 55
     python -m vrnn.train --data ../shared/data/uji --out runs/uji --model rnn --epochs 30
+    python -m vrnn.train --data synthetic:0.6 --data ../shared/data/omniglot/omniglot.npz:0.4 --out runs/mix
     python -m vrnn.train --out runs/vrnn --resume            # after a crash or Ctrl-C
     python -m vrnn.train --out runs/vrnn --resume --minutes 90 --lr 1e-3   # a longer budget
     torchrun --nproc_per_node=4 -m vrnn.train --data synthetic --out runs/ddp
@@ -16,6 +17,9 @@ Programmatic (the app retrains in a background thread)::
 The training itself lives in :mod:`vrnn.training` (one module per job); this module
 parses the flags (built from :class:`TrainOptions` and the model table below), loads the
 data (:mod:`vrnn.datasets`) and runs a :class:`~vrnn.training.Trainer`.
+
+``--data SOURCE[:WEIGHT]`` may be repeated: a mixture of sources, each with its share of
+every epoch (:func:`vrnn.datasets.load_mixture`); the model card records it.
 
 An output directory ``DIR`` holds:
 
@@ -49,7 +53,7 @@ from .cli import HelpFormatter, fail, quiet_openmp, set_threads
 # Before torch loads (the imports below load it): a CLI's idle OpenMP threads sleep (see vrnn.cli).
 quiet_openmp(__name__ == "__main__")
 
-from .datasets import DataError, describe, load_train_valid  # noqa: E402
+from .datasets import DataError, DataSource, describe, load_mixture  # noqa: E402
 from .ink import InkFormatError  # noqa: E402
 from .model import VRNNConfig  # noqa: E402
 from .training import (  # noqa: E402,F401  (the names this module always offered)
@@ -87,7 +91,9 @@ DATA_FLAGS = {
     "--synthetic-lines": ("synthetic_lines", dict(type=int, default=2000,
                                                   help="training lines drawn from the synthetic corpus")),
     "--valid-fraction": ("valid_fraction", dict(type=float, default=0.1,
-                                                help="inks held out (by writer) for validation")),
+                                                help="writers held out for validation (files without a split)")),
+    "--test-fraction": ("test_fraction", dict(type=float, default=0.1,
+                                              help="writers held out for testing (never trained or validated on)")),
     "--data-seed": ("seed", dict(type=int, default=0, help="seed of the synthetic corpus and of the writer split")),
 }
 
@@ -104,7 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
     )
     g = p.add_argument_group("data and output")
-    g.add_argument("--data", help="'synthetic' or a file / folder of ink files (iam, uji, inkml, ndjson, npz, json)")
+    g.add_argument("--data", action="append", metavar="SOURCE[:WEIGHT]",
+                   help="'synthetic' or a file / folder of ink in any format read_ink reads (Omniglot .npz or raw "
+                        ".zip, UJI, IAM, InkML, ndjson, json...); repeat it for a mixture, each with its weight: its "
+                        "share of every epoch (default 1), e.g. --data synthetic:0.7 --data omniglot.npz:0.3")
     g.add_argument("--out", required=True, help="output directory (checkpoints, metrics.jsonl)")
     g.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint (budget, cadence and lr flags may change)")
@@ -176,12 +185,13 @@ def _prepare(a: argparse.Namespace, argv: list[str], parser, dist) -> Trainer:
                             f"another --out")
     command = f"{PROG} {shlex.join(argv)}"
     override = None
+    given_data = None if a.data is None else _data_label([DataSource.parse(d) for d in a.data])
     if resume:
         _, stored = load_train_state(out)
         card = dict(stored["card"])
-        if a.data is not None and a.data != card.get("data"):
-            raise TrainingError(f"--data {a.data} differs from the run's data {card.get('data')}; resume with the "
-                                f"same data (or leave --data out)")
+        if given_data is not None and given_data != card.get("data"):
+            raise TrainingError(f"--data {given_data} differs from the run's data {card.get('data')}; resume with "
+                                f"the same data (or leave --data out)")
         given = _explicit_flags(parser, argv)
         options = _check_resume_flags(a, given, stored)
         override = {k: v for k, v in options.to_dict().items() if k in given}
@@ -189,13 +199,29 @@ def _prepare(a: argparse.Namespace, argv: list[str], parser, dist) -> Trainer:
     elif a.data is None:
         raise DataError("--data is required (or --resume an existing run)")
     else:
-        card = {"data": a.data, "data_args": {key: getattr(a, _dest(flag)) for flag, (key, _) in DATA_FLAGS.items()},
+        card = {"data": given_data, "data_sources": a.data,
+                "data_args": {key: getattr(a, _dest(flag)) for flag, (key, _) in DATA_FLAGS.items()},
                 "command": command}
-    train_inks, valid_inks = load_train_valid(card["data"], **card["data_args"])
+    mixture = load_mixture(card.get("data_sources") or [card["data"]], **card["data_args"])
     if dist.is_main:
-        print(f"data {card['data']}: train {describe(train_inks)}; valid {describe(valid_inks)}", file=sys.stderr)
-    return Trainer(train_inks, valid_inks, config=config_from_args(a), options=options_from_args(a), out=out,
-                   resume=resume, card=card, dist=dist, options_override=override)
+        for src, w, c in zip(mixture.sources, mixture.weights, mixture.counts):
+            share = f" (weight {w:.3f})" if mixture.mixed else ""
+            print(f"data {src.spec}{share}: train {c['train_inks']:,} inks, valid {c['valid_inks']:,} inks",
+                  file=sys.stderr)
+        print(f"training on {describe(mixture.train)}; validating on {describe(mixture.valid)}", file=sys.stderr)
+    if mixture.mixed:
+        card["mixture"] = mixture.card()
+    return Trainer(mixture.train, mixture.valid, config=config_from_args(a), options=options_from_args(a), out=out,
+                   resume=resume, card=card, dist=dist, options_override=override,
+                   sources=mixture.train_source if mixture.mixed else None,
+                   weights=mixture.weights if mixture.mixed else None)
+
+
+def _data_label(sources: list[DataSource]) -> str:
+    """How the card names the data: the one source's spec, or ``"a:0.7 + b:0.3"`` for a mixture."""
+    if len(sources) == 1 and sources[0].weight is None:
+        return sources[0].spec
+    return " + ".join(str(s) for s in sources)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -72,6 +72,7 @@ class RunState:
     valid_inks: int
     data: list[int]  # train windows, train points, valid windows, valid points (a resume must match)
     steps_per_epoch: int
+    mixture: list[float] | None = None  # each data source's share of an epoch (None: one source)
     step: int = 0
     epoch: int = 0
     batch_index: int = 0  # next batch of the current epoch
@@ -168,6 +169,9 @@ class RunState:
         if stored.get("data") and stored["data"] != self.data:
             raise TrainingError(f"the data differs from the checkpoint's (windows/points {self.data} vs "
                                 f"{stored['data']}); resume with the same --data")
+        if stored.get("mixture") != self.mixture:
+            raise TrainingError(f"the data mixture differs from the checkpoint's (weights {self.mixture} vs "
+                                f"{stored.get('mixture')}); resume with the same --data")
         for key in POSITION:
             setattr(self, key, stored.get(key))
         for key in ("step", "epoch", "batch_index", "best_step", "bad_evals", "skipped"):
@@ -191,6 +195,7 @@ class RunState:
             "data_order": DATA_ORDER,
             "elapsed_s": self.elapsed(),
             "data": self.data,
+            "mixture": self.mixture,
             "options": self.options.to_dict(),
             "config": self.config,
             "card": self.source,

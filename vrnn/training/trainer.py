@@ -20,7 +20,7 @@ import math
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -35,7 +35,7 @@ from .options import TrainOptions, resume_changes
 from .report import Progress, RunOutput, StatsWindow
 from .schedules import kl_warm, kl_weight, lr_factor
 from .state import RunState, load_train_state, optimizer_from_flat, optimizer_to_flat, save_train_state
-from .windows import WindowSet, build_windows, epoch_order, prepare_inks, shard, validation_windows
+from .windows import WindowSet, build_windows, epoch_order, mixture_order, prepare_inks, shard, validation_windows
 
 #: Fixed seed of the validation noise (plus the rank), so evaluations compare.
 VALID_SEED = 12345
@@ -54,6 +54,10 @@ class Trainer:
     :data:`~vrnn.training.options.RESUMABLE` (others raise :class:`TrainingError`).
     ``base_model``: fine-tune a copy of it (with its normalizer); it is never changed.
     ``card``: what the run trains on (data spec, command...), kept in the model card.
+    ``sources`` and ``weights``: a mixture of data sources; ``sources[i]`` is the source
+    index of ``train_inks[i]`` and ``weights[k]`` source ``k``'s share of every epoch's
+    windows (:func:`~vrnn.training.windows.mixture_order`). Without them every training
+    window is visited once per epoch.
     """
 
     def __init__(
@@ -70,6 +74,8 @@ class Trainer:
         dist: Dist | None = None,
         options_override: dict | None = None,
         log: Callable[[str], None] | None = None,
+        sources: Sequence[int] | None = None,
+        weights: Sequence[float] | None = None,
     ):
         self.dist = dist or Dist()
         self.out = Path(out) if out is not None else None
@@ -82,7 +88,8 @@ class Trainer:
         self.options = o = (options or TrainOptions()).budget_defaults()
         self.device = pick_device(o.device, self.dist)
         self.model = self._new_model(config, base_model, stored)
-        self.train, self.valid = self._windows(train_inks, valid_inks)
+        self.weights = self._mixture_weights(train_inks, sources, weights)
+        self.train, self.valid = self._windows(train_inks, valid_inks, sources)
         per_rank = len(self.train) // self.dist.world
         if per_rank == 0:
             raise DataError(f"{len(self.train)} training windows cannot be shared by {self.dist.world} processes")
@@ -95,7 +102,7 @@ class Trainer:
             parameters=self.model.num_parameters(), world_size=self.dist.world, device=self.device.type,
             train_inks=len(train_inks), valid_inks=len(valid_inks),
             data=[len(self.train), self.train.points, len(self.valid), self.valid.points],
-            steps_per_epoch=math.ceil(per_rank / o.batch_size),
+            steps_per_epoch=math.ceil(per_rank / o.batch_size), mixture=self.weights,
         )
         self.per_rank = per_rank
         if stored is not None:
@@ -130,16 +137,40 @@ class Trainer:
             model.normalizer, model.preprocess_config = None, PreprocessConfig()
         return model
 
-    def _windows(self, train_inks: list[Ink], valid_inks: list[Ink]) -> tuple[WindowSet, WindowSet]:
+    @staticmethod
+    def _mixture_weights(train_inks: list[Ink], sources, weights) -> list[float] | None:
+        """The sources' shares of an epoch (they sum to 1), or ``None`` for one source."""
+        if sources is None and weights is None:
+            return None
+        if sources is None or weights is None or len(sources) != len(train_inks):
+            raise ValueError("a mixture needs both sources (one per training ink) and weights (one per source)")
+        if any(not (w > 0 and math.isfinite(w)) for w in weights) or max(sources, default=0) >= len(weights):
+            raise ValueError(f"mixture weights must be positive, one per source: {list(weights)}")
+        if len(weights) == 1:
+            return None
+        return [float(w) / float(sum(weights)) for w in weights]
+
+    def _windows(self, train_inks: list[Ink], valid_inks: list[Ink], sources) -> tuple[WindowSet, WindowSet]:
         o, pre = self.options, self.model.preprocess_config
-        train_off = prepare_inks(train_inks, pre)
-        if not train_off:
+        by_source = [list(train_inks)]
+        if self.weights:
+            by_source = [[] for _ in self.weights]
+            for ink, k in zip(train_inks, sources):
+                by_source[k].append(ink)
+        offsets = [prepare_inks(inks, pre) for inks in by_source]
+        if not any(offsets):
             raise DataError("no training ink has 2 or more points after preprocessing")
         if self.model.normalizer is None:
-            self.model.normalizer = Normalizer.fit(train_off)
-        train = build_windows(train_off, self.model.normalizer, o.max_len, o.min_len)
-        if len(train) == 0:
+            self.model.normalizer = Normalizer.fit([off for part in offsets for off in part])
+        parts = [build_windows(off, self.model.normalizer, o.max_len, o.min_len, source=k)
+                 for k, off in enumerate(offsets)]
+        empty = [k for k, part in enumerate(parts) if len(part) == 0]
+        if len(empty) == len(parts):
             raise DataError(f"no training window of at least {o.min_len} points (lower --min-len or add longer inks)")
+        if self.weights and empty:
+            raise DataError(f"data source {empty[0] + 1} of the mixture has no training window of at least "
+                            f"{o.min_len} points")
+        train = WindowSet.concat(parts) if len(parts) > 1 else parts[0]
         valid = validation_windows(prepare_inks(valid_inks, pre), self.model.normalizer, max_len=o.max_len,
                                    min_len=o.min_len, cap=o.max_valid_windows)
         return train, valid
@@ -162,6 +193,12 @@ class Trainer:
             self.generator.set_state(tensors["rng.generator"])
         else:
             self.generator.manual_seed(self._rank_seed(self.state.step))
+
+    def epoch_order(self, epoch: int) -> torch.Tensor:
+        """The training windows of ``epoch``, in order (all ranks; each takes its shard)."""
+        if self.weights is None:
+            return epoch_order(len(self.train), self.options.seed, epoch)
+        return mixture_order(self.train.source, self.weights, self.options.seed, epoch)
 
     # ------------------------------------------------------------------ one step
     def _train_step(self, idx: torch.Tensor, stop_flag: float) -> tuple[bool, dict]:
@@ -294,7 +331,7 @@ class Trainer:
         loop_t0 = time.perf_counter()
         periodic_t0 = st.timing["valid_s"] + st.timing["checkpoint_s"]
         while st.stop_reason is None:
-            order = shard(epoch_order(len(self.train), o.seed, st.epoch), d.rank, d.world)
+            order = shard(self.epoch_order(st.epoch), d.rank, d.world)
             while st.batch_index < st.steps_per_epoch and st.stop_reason is None:
                 idx = order[st.batch_index * o.batch_size : (st.batch_index + 1) * o.batch_size]
                 finite, s = self._train_step(idx, float(stop_event is not None and stop_event.is_set()))
