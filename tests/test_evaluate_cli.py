@@ -118,3 +118,19 @@ def test_the_evaluation_cli_does_not_load_the_trainer():
 def test_negative_importance_samples_exit_2_with_one_line(capsys):
     code, out, err = run(["--data", "synthetic", "-k", -1], capsys)
     assert code == 2 and not out and err.strip() == "error: --importance-samples must be >= 0"
+
+
+def test_split_test_of_a_file_evaluates_the_writers_training_held_out(checkpoints, capsys, tmp_path):
+    from vrnn.datasets import describe, holdout_split
+    from vrnn.formats import write_ink
+
+    inks = load_eval_inks("synthetic", split="train", synthetic_lines=30)
+    write_ink(inks, tmp_path / "lines.json")
+    for fractions in ((0.1, 0.1), (0.2, 0.3)):
+        _, _, test = holdout_split(load_eval_inks(str(tmp_path / "lines.json")), valid_fraction=fractions[0],
+                                   test_fraction=fractions[1])
+        code, out, err = run(["--model", checkpoints["vrnn"], "--data", tmp_path / "lines.json", "--split", "test",
+                              "--valid-fraction", fractions[0], "--test-fraction", fractions[1], "--json"], capsys)
+        assert code == 0, err
+        r = json.loads(out)
+        assert r["split"] == "test" and r["sequences"] == len(test) and r["inks"] == describe(test)

@@ -33,10 +33,16 @@ from .model import load_model  # noqa: E402
 
 
 def evaluate_checkpoint(model_dir: str | None, data: str, *, importance_samples: int = 0, split: str | None = None,
-                        synthetic_lines: int = 200, seed: int = 0, data_seed: int = 0, device: str | None = None) -> dict:
-    """Load a checkpoint, load the data and return :meth:`model.evaluate`'s numbers plus what was evaluated."""
+                        synthetic_lines: int = 200, seed: int = 0, data_seed: int = 0, device: str | None = None,
+                        valid_fraction: float = 0.1, test_fraction: float = 0.1) -> dict:
+    """Load a checkpoint, load the data and return :meth:`model.evaluate`'s numbers plus what was evaluated.
+
+    ``valid_fraction`` / ``test_fraction``: the writer hold-out of training (the same values
+    give the same held-out writers; see :func:`vrnn.datasets.holdout_split`).
+    """
     model = load_model(model_dir, device=device)
-    inks = load_eval_inks(data, split=split, seed=data_seed, synthetic_lines=synthetic_lines)
+    inks = load_eval_inks(data, split=split, seed=data_seed, synthetic_lines=synthetic_lines,
+                          valid_fraction=valid_fraction, test_fraction=test_fraction)
     result = model.evaluate(inks, importance_samples=importance_samples, seed=seed)
     eff_split = split or ("test" if data == "synthetic" else "all")
     return {
@@ -77,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--synthetic-lines", type=int, default=200, help="lines drawn from the synthetic corpus")
     p.add_argument("--seed", type=int, default=0, help="seed of the latent samples")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic corpus and of the writer split")
+    p.add_argument("--valid-fraction", type=float, default=0.1, help="the training run's --valid-fraction (files)")
+    p.add_argument("--test-fraction", type=float, default=0.1, help="the training run's --test-fraction (files)")
     p.add_argument("--device", help="cpu, cuda ... (default: CUDA when available)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     return p
@@ -88,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         return fail("--importance-samples must be >= 0")
     try:
         r = evaluate_checkpoint(a.model, a.data, importance_samples=a.importance_samples, split=a.split,
-                                synthetic_lines=a.synthetic_lines, seed=a.seed, data_seed=a.data_seed, device=a.device)
+                                synthetic_lines=a.synthetic_lines, seed=a.seed, data_seed=a.data_seed, device=a.device,
+                                valid_fraction=a.valid_fraction, test_fraction=a.test_fraction)
     except (DataError, InkFormatError, CheckpointError) as e:
         return fail(e)
     print(json.dumps(r, indent=2) if a.json else format_table(r))
