@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import io
+import json
 import os
 import pickle
 import posix
@@ -19,11 +21,13 @@ from vrnn import Ink, InkFormatError
 from vrnn.formats import (
     DEFAULT_LIMITS,
     READ_FORMATS,
+    TRAINING_LIMITS,
     Limits,
     detect_format,
     ink_to_json_bytes,
     ink_to_svg,
     inkml,
+    omniglot,
     read_ink,
     write_ink,
 )
@@ -328,6 +332,12 @@ def test_npz_structural_problems():
         ("quickdraw_simplified.ndjson", "ndjson"),
         ("quickdraw_raw.ndjson", "ndjson"),
         ("vrnn_ink.json", "json"),
+        ("office_ink.inkml", "inkml"),
+        ("windows_ink.inkml", "inkml"),
+        ("notebook.xopp", "xournal"),
+        ("old_notes.xoj", "xournal"),
+        ("board.excalidraw", "excalidraw"),
+        ("omniglot_drawing.txt", "omniglot"),
     ],
 )
 def test_detection_from_content_alone(filename, fmt):
@@ -488,6 +498,9 @@ def test_binary_junk_and_truncation_raise_ink_format_error(fmt):
         "inkml": "inkml_groups.inkml",
         "ndjson": "quickdraw_simplified.ndjson",
         "json": "vrnn_ink.json",
+        "xournal": "notebook.xopp",
+        "excalidraw": "board.excalidraw",
+        "omniglot": "omniglot_drawing.txt",
     }.get(fmt)
     data = (DATA / sample).read_bytes() if sample else npz_bytes(train=object_array(SEQUENCES))
     with pytest.raises(InkFormatError):
@@ -600,3 +613,367 @@ def test_svg_has_one_path_per_stroke_and_a_fitting_viewbox(tmp_path):
     assert out.read_text() == svg
     with pytest.raises(ValueError, match="unknown output format"):
         write_ink([first], io.BytesIO(), format="png")
+
+
+# ----------------------------------------------- InkML as Office / Windows Ink write it
+def test_office_inkml_contexts_himetric_pressure_and_highlighter():
+    (ink,) = read_ink(DATA / "office_ink.inkml")
+    # himetric (cm at 1000 per cm) -> mm; F is pressure, never a coordinate; the maskPen trace is left out
+    assert ink.meta["units"] == "mm"
+    np.testing.assert_allclose(ink.strokes[0], [[10, 20], [11, 20.5], [12.5, 20.75]])
+    # ' and " differences with a context: X 3000, '100, "0 -> 3100, 3200; Y 2000, '0, "10 -> 2000, 2010
+    np.testing.assert_allclose(ink.strokes[1], [[30, 20], [31, 20], [32, 20.1]])
+    np.testing.assert_allclose(ink.pressure[0], np.array([16384, 32767, 8192]) / 32767)
+    np.testing.assert_allclose(ink.pressure[1], [16384 / 32767] * 3)
+    assert len(ink.strokes) == 2 and ink.times is None
+
+
+def test_windows_ink_xyt_with_inksource_reference_and_inherited_context():
+    (ink,) = read_ink(DATA / "windows_ink.inkml")
+    assert ink.label == "hi" and ink.pressure is None
+    np.testing.assert_allclose(ink.strokes[0], [[5, 10], [5.2, 10.4], [5.6, 11]])  # himetric -> mm
+    np.testing.assert_allclose(ink.strokes[1], [[9, 10], [9.5, 10.2], [10, 10.45]])
+    np.testing.assert_allclose(np.concatenate(ink.times), [0, 0.008, 0.016, 0.4, 0.408, 0.416])
+
+
+OFFICE_BODY = (
+    '<{p}definitions><{p}context xml:id="ctx0"><{p}inkSource xml:id="src">'
+    '<{p}traceFormat><{p}channel name="F" type="integer" max="1000"/><{p}channel name="X" type="integer"/>'
+    '<{p}channel name="Y" type="integer"/></{p}traceFormat></{p}inkSource></{p}context></{p}definitions>'
+    '<{p}trace contextRef="#ctx0">500 10 20, 250 11 22</{p}trace>'
+)
+
+
+@pytest.mark.parametrize(
+    "root",
+    [
+        '<inkml:ink xmlns:inkml="http://www.w3.org/2003/InkML">{body}</inkml:ink>',
+        '<ink xmlns="http://www.w3.org/2003/InkML">{body}</ink>',
+        "<ink>{body}</ink>",
+    ],
+    ids=["inkml-prefix", "default-namespace", "no-namespace"],
+)
+def test_channels_are_mapped_by_name_with_any_namespace_style(root):
+    prefix = "inkml:" if "inkml:ink" in root else ""
+    doc = root.format(body=OFFICE_BODY.format(p=prefix)).encode()
+    (ink,) = read_ink(doc, name="doc.inkml")
+    assert strokes_of(ink) == [[[10, 20], [11, 22]]]  # F comes first here and is still not a coordinate
+    np.testing.assert_allclose(ink.pressure[0], [0.5, 0.25])
+    assert "units" not in ink.meta  # no length unit declared: coordinates as written
+
+
+def test_inkml_channel_units_and_resolutions():
+    doc = (
+        b'<ink><definitions><inkSource xml:id="s"><traceFormat xml:id="f">'
+        b'<channel name="X" units="in"/><channel name="Y" units="mm"/><channel name="T" units="dev"/></traceFormat>'
+        b'<channelProperties><channelProperty channel="X" name="resolution" value="100" units="1/in"/>'
+        b'<channelProperty channel="T" name="resolution" value="200" units="1/s"/></channelProperties>'
+        b'</inkSource><context xml:id="c" inkSourceRef="#s"/><context xml:id="g" traceFormatRef="#f"/></definitions>'
+        b'<trace contextRef="#c">100 2 0, 200 3 100</trace><trace contextRef="#g">1 2 1000</trace></ink>'
+    )
+    (ink,) = read_ink(doc)
+    np.testing.assert_allclose(ink.strokes[0], [[25.4, 2], [50.8, 3]])  # 100 per inch -> mm; Y already mm
+    np.testing.assert_allclose(ink.times[0], [0, 0.5])  # 200 ticks per second
+    # traceFormatRef without the inkSource: no resolution, so X is inches, T "dev" is Office's ms
+    np.testing.assert_allclose(ink.strokes[1], [[25.4, 2]])
+    np.testing.assert_allclose(ink.times[1], [1.0])
+
+
+INKML_BAD = [
+    (b'<ink><trace contextRef="#ctx0">1 2 3</trace></ink>', "cannot resolve '#ctx0'"),
+    (
+        b'<ink><definitions><context xml:id="c" inkSourceRef="#gone"/></definitions>'
+        b'<trace contextRef="#c">1 2</trace></ink>',
+        "inkSource reference: cannot resolve '#gone'",
+    ),
+    (
+        b'<ink><definitions><context xml:id="c"><inkSource><traceFormat><channel name="X"/><channel name="Y"/>'
+        b'<channel name="F"/></traceFormat></inkSource></context></definitions>'
+        b'<trace contextRef="#c">1 2 3, 4 5</trace></ink>',
+        "trace 1: point 2 has 2 values for 3 channels",
+    ),
+    (b'<ink><trace brushRef="#nobrush">1 2</trace></ink>', "brush reference: cannot resolve '#nobrush'"),
+    (b'<ink><traceFormat><channel name="X"/><channel name="Y"/><channel name="T" units="weeks"/></traceFormat>'
+     b"<trace>1 2 3</trace></ink>", "unknown time units 'weeks'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("data, problem", INKML_BAD, ids=[problem for _, problem in INKML_BAD])
+def test_inkml_reference_and_channel_errors(data, problem):
+    with pytest.raises(InkFormatError) as excinfo:
+        read_ink(data, name="office.inkml")
+    message = message_of(excinfo)
+    assert message.startswith("office.inkml: ") and problem in message, message
+
+
+# ----------------------------------------------------------------- Xournal++
+def test_xournalpp_pages_pen_strokes_and_pressure_from_widths():
+    first, third = read_ink(DATA / "notebook.xopp")
+    assert (first.meta["page"], third.meta["page"]) == (1, 3)  # page 2 has no pen stroke
+    assert first.meta["page_width"] == pytest.approx(595.27559055)
+    # layer 1's pen stroke, then layer 2's; highlighter, eraser and text are left out
+    assert strokes_of(first) == [[[72.5, 100], [74, 102.25], [77, 105]], [[80, 100], [81, 99.5]]]
+    np.testing.assert_allclose(first.pressure[0], np.array([1.2, 1.41, 0.705]) / 1.41)
+    np.testing.assert_allclose(first.pressure[1], [1, 1])  # no pressure recorded: drawn at the nominal width
+    assert third.pressure is None and first.times is None and len(third.strokes) == 1
+
+
+def test_old_xournal_plain_xml_with_a_width_per_segment():
+    (ink,) = read_ink(DATA / "old_notes.xoj")
+    assert strokes_of(ink)[0] == [[10, 20], [12, 21], [15, 23]]
+    np.testing.assert_allclose(ink.pressure[0], np.array([1.0, 0.5, 0.5]) / 1.41)  # n - 1 widths: last repeated
+    gz = gzip.compress((DATA / "old_notes.xoj").read_bytes())
+    assert strokes_of(read_ink(gz, name="old.xoj")[0]) == strokes_of(ink)  # .xoj may be gzip too
+
+
+def test_xournalpp_zip_container_and_multi_member_gzip():
+    xml = gzip.decompress((DATA / "notebook.xopp").read_bytes())
+    container = zip_members(mimetype=b"application/xournal++", **{"content.xml": xml})
+    assert detect_format(container, "n.xopp") == detect_format(container) == "xournal"
+    assert [strokes_of(i) for i in read_ink(container)] == [strokes_of(i) for i in read_ink(DATA / "notebook.xopp")]
+    split = gzip.compress(xml[:100]) + gzip.compress(xml[100:])
+    assert len(read_ink(split, name="n.xopp")) == 2
+
+
+def _xopp(strokes: str) -> bytes:
+    return gzip.compress(f'<xournal><page width="10" height="10"><layer>{strokes}</layer></page></xournal>'.encode())
+
+
+XOURNAL_BAD = [
+    (_xopp('<stroke tool="pen" width="1">1 2 3</stroke>'), "page 1, stroke 1: odd number of coordinates (3)"),
+    (_xopp('<stroke tool="pen" width="1">1 2 nan 4</stroke>'), "page 1, stroke 1: NaN or infinite"),
+    (_xopp('<stroke tool="pen" width="1">1 2 x 4</stroke>'), "page 1, stroke 1: not a number: 'x'"),
+    (_xopp('<stroke tool="pen" width="1"> </stroke>'), "stroke with no coordinates"),
+    (_xopp('<stroke tool="pen">1 2</stroke>'), "stroke without a width"),
+    (_xopp('<stroke tool="pen" width="1 nan">1 2</stroke>'), "page 1, stroke 1 width: NaN"),
+    (_xopp('<stroke tool="highlighter" width="1">1 2</stroke>'), "no pen strokes on any page"),
+    (_xopp("")[: len(_xopp("")) - 6], "truncated gzip data"),
+    (b"\x1f\x8b\x08\x00" + b"\x00" * 6 + b"garbage!", "corrupt gzip data"),
+    (gzip.compress(b"<svg/>"), "root element is <svg>, not <xournal>"),
+    (gzip.compress(b"<xournal><page>"), "not well-formed"),
+    (zip_members(**{"other.xml": b"x"}), "no content.xml member"),
+]
+
+
+@pytest.mark.parametrize("data, problem", XOURNAL_BAD, ids=[problem for _, problem in XOURNAL_BAD])
+def test_xournal_errors_are_one_line_and_name_the_place(data, problem):
+    with pytest.raises(InkFormatError) as excinfo:
+        read_ink(data, format="xournal", name="notes.xopp")
+    message = message_of(excinfo)
+    assert message.startswith("notes.xopp: ") and problem in message, message
+
+
+def test_gzip_bomb_is_refused_while_inflating():
+    bomb = gzip.compress(b"<xournal>" + b" " * 30_000_000 + b"</xournal>")
+    assert len(bomb) < 100_000
+    with pytest.raises(InkFormatError) as excinfo:
+        read_ink(bomb, name="bomb.xopp")
+    assert "inflates to more than 12,000,000 bytes (Limits.max_unpacked_bytes)" in message_of(excinfo)
+    small = Limits(max_unpacked_bytes=500)
+    with pytest.raises(InkFormatError, match="more than 500 bytes"):
+        read_ink(DATA / "notebook.xopp", limits=small)
+    assert TRAINING_LIMITS.max_unpacked_bytes > DEFAULT_LIMITS.max_unpacked_bytes
+    container = zip_members(**{"content.xml": b" " * 3000})
+    with pytest.raises(InkFormatError, match=r"content.xml: expands to 3,000 bytes"):
+        read_ink(container, name="c.xopp", limits=Limits(max_unpacked_bytes=1000))
+
+
+# ----------------------------------------------------------------- Excalidraw
+def test_excalidraw_freedraw_offsets_rotation_pressure_and_skipped_elements():
+    (ink,) = read_ink(DATA / "board.excalidraw")
+    assert ink.meta["source"] == "excalidraw" and ink.times is None
+    # offsets made absolute; the deleted freedraw, the rectangle and the text are left out
+    assert strokes_of(ink)[0] == [[100, 50], [110, 55], [120, 60], [130, 50]]
+    # 90 degrees clockwise about the centre of the points' box (x + 0, y + 0 here, offsets -10..10)
+    np.testing.assert_allclose(ink.strokes[1], [[200, 40], [200, 50], [200, 60]], atol=1e-9)
+    assert ink.pressure is None  # the second stroke simulates pressure
+
+
+def _scene(*elements, kind="excalidraw") -> bytes:
+    return json.dumps({"type": kind, "version": 2, "elements": list(elements)}).encode()
+
+
+def _freedraw(**fields) -> dict:
+    element = {"type": "freedraw", "id": "e", "x": 0, "y": 0, "angle": 0, "points": [[0, 0], [1, 1]],
+               "pressures": [], "simulatePressure": True, "isDeleted": False}  # fmt: skip
+    element.update(fields)
+    return element
+
+
+def test_excalidraw_rotation_centre_is_the_points_box_not_x_plus_half_width():
+    # points run from -20 to 0: the centre is x - 10, where x + width / 2 would be x + 10
+    element = _freedraw(x=100, y=0, width=20, height=0, angle=np.pi, points=[[-20, 0], [0, 0]])
+    (ink,) = read_ink(_scene(element), name="r.excalidraw")
+    np.testing.assert_allclose(ink.strokes[0], [[100, 0], [80, 0]], atol=1e-9)
+
+
+def test_excalidraw_pressures_and_frames():
+    a = _freedraw(id="a", points=[[0, 0], [1, 0]], pressures=[0.2, 0.4], simulatePressure=False)
+    b = _freedraw(id="b", x=50, frameId="f1", pressures=[0.5, 0.5], simulatePressure=False)
+    c = _freedraw(id="c", x=90, frameId="f2")
+    d = _freedraw(id="d", x=70, frameId="f1", pressures=[1, 1], simulatePressure=False)
+    frames = [
+        {"type": "frame", "id": "f1", "name": "Page 1", "x": 0, "y": 0},
+        {"type": "frame", "id": "f2", "name": None, "x": 0, "y": 0},
+        {"type": "frame", "id": "gone", "name": "deleted", "isDeleted": True},
+    ]
+    loose, f1, f2 = read_ink(_scene(a, b, c, d, *frames), name="frames.excalidraw")
+    assert (loose.meta.get("frame"), f1.meta["frame"], f2.meta["frame"]) == (None, "Page 1", "f2")
+    assert [s[0, 0] for s in f1.strokes] == [50, 70]  # element order within the frame
+    np.testing.assert_allclose(loose.pressure[0], [0.2, 0.4])
+    assert f2.pressure is None and f1.pressure is not None
+    e = _freedraw(id="e", frameId="gone")  # a deleted frame holds nothing: the stroke is loose
+    assert len(read_ink(_scene(e), name="x.excalidraw")) == 1
+    clip = _scene(a, kind="excalidraw/clipboard")
+    assert detect_format(clip) == "excalidraw" and len(read_ink(clip)) == 1
+
+
+EXCALIDRAW_BAD = [
+    (_scene(_freedraw(points={"0": [0, 0]})), "elements[0] (id 'e'): 'points' must be a non-empty list"),
+    (_scene(_freedraw(points=[])), "'points' must be a non-empty list"),
+    (_scene(_freedraw(points=[[0, 0], [1]])), "'points' must be a list of [x, y] pairs"),
+    (_scene(_freedraw(points=[[0, 0], ["a", "b"]])), "point coordinates must be numbers"),
+    (_scene(_freedraw(points=[[0, 0], [float("nan"), 1]])), "NaN or infinite"),
+    (_scene(_freedraw(x=None)), "'x' must be a finite number"),
+    (_scene(_freedraw(angle="90")), "'angle' must be a finite number"),
+    (_scene(_freedraw(pressures=[0.5])), "'pressures' must be a list of 2 numbers"),
+    (_scene(_freedraw(pressures=[0.5, "hard"])), "'pressures' must hold numbers"),
+    (_scene({"type": "rectangle"}), "no freedraw elements"),
+    (_scene(_freedraw(isDeleted=True)), "no freedraw elements"),
+    (_scene("text"), "elements[0]: want an object"),
+    (b'{"type": "excalidraw", "elements": {}}', "'elements' must be a list"),
+    (b'{"type": "excalidraw", "elements": [', "invalid JSON"),
+    (b'{"type": "other"}', "not an Excalidraw scene"),
+]
+
+
+@pytest.mark.parametrize("data, problem", EXCALIDRAW_BAD, ids=[problem for _, problem in EXCALIDRAW_BAD])
+def test_excalidraw_errors_are_one_line_and_name_the_element(data, problem):
+    with pytest.raises(InkFormatError) as excinfo:
+        read_ink(data, format="excalidraw", name="board.excalidraw")
+    message = message_of(excinfo)
+    assert message.startswith("board.excalidraw: ") and problem in message, message
+
+
+# ------------------------------------------------------------------ Omniglot
+def test_omniglot_drawing_flips_y_and_converts_milliseconds():
+    (ink,) = read_ink(DATA / "omniglot_drawing.txt")
+    assert strokes_of(ink)[0] == [[68.75, 25.859438], [68.75, 27.859438], [68.75, 31.859438]]
+    assert [len(s) for s in ink.strokes] == [3, 3, 1]
+    np.testing.assert_allclose(np.concatenate(ink.times), [0, 0.14, 0.16, 1.152, 1.312, 1.412, 2.0])
+    assert ink.writer is None and ink.label is None  # a bare file name tells no alphabet
+    (named,) = read_ink((DATA / "omniglot_drawing.txt").read_bytes(), name="0683_07.txt")
+    assert (named.meta["image_id"], named.meta["drawer"], named.writer) == ("0683", 7, None)
+
+
+def _omniglot_zip(**extra: bytes) -> bytes:
+    drawing = (DATA / "omniglot_drawing.txt").read_bytes()
+    members = {
+        "images_background/Latin/character02/0684_07.txt": drawing,
+        "images_background/Greek/character01/0394_07.txt": drawing,
+        "images_background/Latin/character02/0684_11.txt": drawing,
+        "__MACOSX/images_background/Latin/._0684_07.txt": b"\x00\x05\x16\x07junk",
+        "images_background/.DS_Store": b"\x00\x00\x00\x01Bud1",
+    }
+    members.update(extra)
+    return zip_members(**members)
+
+
+def test_omniglot_zip_labels_writers_and_skipped_members():
+    data = _omniglot_zip()
+    assert detect_format(data) == detect_format(data, "strokes.zip") == "omniglot"
+    inks = read_ink(data, name="strokes.zip")
+    assert [i.label for i in inks] == ["Latin/character02", "Greek/character01", "Latin/character02"]
+    # drawer numbers are per alphabet: Latin 07 and Greek 07 are not known to be one person
+    assert [i.writer for i in inks] == ["omniglot-Latin-07", "omniglot-Greek-07", "omniglot-Latin-11"]
+    assert inks[0].meta["letter"] == "b" and "letter" not in inks[1].meta
+    assert inks[0].meta["subset"] == "images_background" and inks[0].meta["character"] == 2
+
+
+OMNIGLOT_BAD = [
+    (b"START\n1,2,0\nBREAK\n3,4\nBREAK\n", "d.txt: line 4: want x,y,t (2 values), got '3,4'"),
+    (b"START\n1,2,0\n3,nan,5\nBREAK\n", "d.txt: line 3: NaN or infinite"),
+    (b"START\n1,2,0\n3,x,5\nBREAK\n", "d.txt: line 3: not a number: 'x'"),
+    (b"START\nBREAK\n", "d.txt: line 2: empty stroke"),
+    (b"START\n1,2,0\nBREAK\nBREAK\n", "d.txt: line 4: empty stroke"),
+    (b"START\n1,2,0\n3,4,5\n", "d.txt: line 3: the drawing does not end with BREAK"),
+    (b"START\n1,2,0\nSTART\n", "d.txt: line 3: second START"),
+    (b"1,2,0\nBREAK\n", "d.txt: line 1: expected START"),
+    (b"START\n", "no strokes"),
+    (b"", "no START line"),
+]
+
+
+@pytest.mark.parametrize("data, problem", OMNIGLOT_BAD, ids=[problem for _, problem in OMNIGLOT_BAD])
+def test_omniglot_errors_name_the_line(data, problem):
+    with pytest.raises(InkFormatError) as excinfo:
+        read_ink(data, format="omniglot", name="d.txt")
+    assert problem in message_of(excinfo)
+
+
+def test_omniglot_zip_errors_and_limits(monkeypatch):
+    bad_member = _omniglot_zip(**{"images_background/Latin/character03/0685_01.txt": b"START\n1,2\nBREAK\n"})
+    with pytest.raises(InkFormatError) as excinfo:
+        read_ink(bad_member, name="s.zip")
+    assert "s.zip: images_background/Latin/character03/0685_01.txt: line 2: want x,y,t" in message_of(excinfo)
+    with pytest.raises(InkFormatError, match="no Omniglot .txt drawings"):
+        read_ink(zip_members(**{"readme.md": b"hi"}), format="omniglot", name="s.zip")
+    with pytest.raises(InkFormatError, match="not a valid zip archive"):
+        read_ink(b"PK\x03\x04 broken", name="s.zip")
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("a/Latin/character01/0683_01.txt", b"START\n" + b"1,2,3\n" * 3_000_000)
+    assert len(bomb.getvalue()) < 200_000
+    monkeypatch.setattr(zipfile.ZipFile, "open", lambda *a, **k: pytest.fail("inflated a member"))
+    with pytest.raises(InkFormatError) as excinfo:
+        read_ink(bomb.getvalue(), name="bomb.zip")
+    assert "expand to 18,000,006 bytes, over 12,000,000 (Limits.max_unpacked_bytes)" in message_of(excinfo)
+    monkeypatch.undo()
+    monkeypatch.setattr(omniglot, "_MAX_MEMBERS", 3)
+    with pytest.raises(InkFormatError, match="5 members, more than 3"):
+        read_ink(_omniglot_zip(), name="many.zip")
+
+
+@pytest.fixture
+def omniglot_zip():
+    path = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "omniglot" / "strokes_background_small1.zip"
+    if not path.is_file():
+        pytest.skip(f"Omniglot strokes not found at {path} (../shared/data is not beside this checkout)")
+    return path
+
+
+def test_real_omniglot_strokes_zip(omniglot_zip):
+    inks = read_ink(omniglot_zip)
+    assert len(inks) == 2720 and sum(i.num_points for i in inks) == 375_709
+    alphabets = {i.meta["alphabet"] for i in inks}
+    assert alphabets == {"Balinese", "Early_Aramaic", "Greek", "Korean", "Latin"}
+    assert len({i.writer for i in inks}) == 5 * 20
+    latin = [i for i in inks if i.meta["alphabet"] == "Latin"]
+    assert len(latin) == 26 * 20 and len({i.writer for i in latin}) == 20
+    assert all(i.times[0][0] == 0 for i in inks)  # seconds since the drawing began (as written: 7 of
+    steps = np.concatenate([np.diff(np.concatenate(i.times)) for i in inks])  # 2,720 go back by ~20 ms once)
+    assert (steps < 0).sum() <= 10 and 1 < np.median([np.concatenate(i.times)[-1] for i in inks]) < 10
+
+    def letters(letter):
+        return [i for i in latin if i.meta["letter"] == letter]
+
+    def aspect(ink):  # height over width
+        x0, y0, x1, y1 = ink.bounds()
+        return (y1 - y0) / max(x1 - x0, 1e-9)
+
+    # printed lowercase, y pointing down: 'l' is tall and thin, 'w' and 'm' wide
+    assert np.median([aspect(i) for i in letters("l")]) > 3
+    assert np.median([aspect(i) for i in letters("w")]) < 1 and np.median([aspect(i) for i in letters("m")]) < 1
+    # the dot of an 'i' is its last stroke, above (smaller y) the stem
+    dotted = [i for i in letters("i") if len(i.strokes) >= 2]
+    above = [i.strokes[-1][:, 1].max() < i.strokes[0][:, 1].min() for i in dotted]
+    assert len(dotted) >= 15 and np.mean(above) > 0.9
+    # 'p' descends: its stem reaches further down than its bowl; 'b' rises above its bowl
+    for letter, descends in (("p", True), ("b", False)):
+        tops = []
+        for ink in letters(letter):
+            y = ink.points[:, 1]
+            x = ink.points[:, 0]
+            left = x < np.median(x)  # the stem, for both
+            tops.append(y[left].max() > y[~left].max() if descends else y[left].min() < y[~left].min())
+        assert np.mean(tops) > 0.8, letter

@@ -11,8 +11,8 @@
     BREAK
 
 ``START`` opens the drawing, each ``x,y,t`` line is a point (``y`` pointing
-**up**, ``t`` in milliseconds), ``BREAK`` ends a stroke (a pen lift; the last
-one may be missing). Each drawing becomes one :class:`~vrnn.ink.Ink` with ``y``
+**up**, ``t`` in milliseconds), ``BREAK`` ends every stroke (a pen lift), the last
+one too: a drawing that does not end with ``BREAK`` is refused as truncated. Each drawing becomes one :class:`~vrnn.ink.Ink` with ``y``
 flipped to point down (``y -> -y``) and ``times`` in seconds.
 
 A ``.zip`` of drawings (as Omniglot ships them,
@@ -36,7 +36,7 @@ A lone ``.txt`` whose name is just ``<imageid>_<drawer>.txt`` gets
 (the alphabet is unknown).
 
 Refused with a one-line :class:`~vrnn.ink.InkFormatError` naming the file,
-member and line: no ``START``, a second ``START``, a point line without
+member and line: no ``START``, no final ``BREAK``, a second ``START``, a point line without
 exactly three numbers, NaN/inf, an empty stroke, a drawing with no point; for
 zips: not a valid zip, encrypted members, more than ``_MAX_MEMBERS`` members,
 declared sizes over :attr:`Limits.max_unpacked_bytes` (checked before anything
@@ -162,7 +162,7 @@ def _fast_parse(text: str):
     if not tokens or tokens[0] != "START" or "START" in tokens[1:]:
         return None
     if tokens[-1] != "BREAK":
-        tokens.append("BREAK")
+        return None
     ends = [i for i, token in enumerate(tokens) if token == "BREAK"]
     counts = np.diff([0] + ends) - 1
     if len(counts) == 0 or (counts < 1).any():
@@ -227,7 +227,7 @@ def _parse_lines(text: str, src: Source, member: str | None):
     if not started:
         raise src.error(prefix.rstrip(": ") or None, "no START line (not an Omniglot drawing)")
     if pending:
-        close(numbers[0])
+        raise src.error(f"{prefix}line {numbers[-1]}", "the drawing does not end with BREAK (cut off?)")
     return strokes, times
 
 
