@@ -30,7 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .formats import TRAINING_LIMITS, read_ink
 from .ink import Ink, InkFormatError
+from .synthetic import synthetic_inks
 from .text import one_line
 
 SYNTHETIC = "synthetic"
@@ -56,9 +58,6 @@ def find_ink_files(folder: Path) -> list[Path]:
 
 
 def _read_file(path: Path) -> list[Ink]:
-    from .formats import read_ink
-    from .formats._common import TRAINING_LIMITS
-
     try:
         return list(read_ink(path, limits=TRAINING_LIMITS))
     except InkFormatError as e:
@@ -103,8 +102,6 @@ def read_inks(spec: str | Path, *, warn=None) -> list[Ink]:
 
 def synthetic_split(n: int, split: str, *, seed: int = 0) -> list[Ink]:
     """``n`` lines of the synthetic corpus from one writer split (``train``/``valid``/``test``)."""
-    from .synthetic import synthetic_inks
-
     if n < 1:
         raise DataError(f"synthetic: need at least 1 line, got {n}")
     return list(synthetic_inks(n, seed=seed, split=split))
