@@ -9,7 +9,9 @@ normally takes milliseconds).
 
 from __future__ import annotations
 
+import gzip
 import io
+import json
 import time
 import zipfile
 from pathlib import Path
@@ -44,14 +46,31 @@ def _train_npy() -> bytes:
         return archive.read("train.npy")
 
 
+def _zip(compressed: bool, **members: bytes) -> bytes:
+    buffer = io.BytesIO()
+    method = zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED
+    with zipfile.ZipFile(buffer, "w", compression=method) as archive:
+        for name, raw in members.items():
+            archive.writestr(name, raw)
+    return buffer.getvalue()
+
+
+OMNIGLOT_TXT = (DATA / "omniglot_drawing.txt").read_bytes()
+XOPP_XML = gzip.decompress((DATA / "notebook.xopp").read_bytes())
 SEEDS = [(path.name, path.read_bytes()) for path in sorted(DATA.iterdir())]
 SEEDS += [("sketch.npz", _sketch_npz(False)), ("sketch_compressed.npz", _sketch_npz(True))]
+SEEDS += [
+    ("strokes.zip", _zip(False, **{"s/Latin/character01/0683_01.txt": OMNIGLOT_TXT, "s/.DS_Store": b"x"})),
+    ("container.xopp", _zip(False, **{"content.xml": XOPP_XML, "mimetype": b"application/xournal++"})),
+]
 TRAIN_NPY = _train_npy()
 MEANINGFUL = [
     b"NaN", b"inf", b"1e999", b"-", b",", b"'", b'"', b"!", b"#", b"<", b">", b"&lol;", b"\xff", b"\xc3",
     b"\n", b"\r\n", b"\x00", b"POINTS 0 #", b"NUMSTROKES 9", b"WORD ", b"{", b"}", b"[", b"]", b"null",
     b"<trace>", b"</trace>", b"<!DOCTYPE x [<!ENTITY a 'b'>]>", b".PEN_DOWN\n", b".PEN_UP\n", b"\x80\x02",
     b"cos\nsystem\n", b"R", b"b", b".",
+    b"START\n", b"BREAK\n", b"1,2,3\n", b"\x1f\x8b", b'"freedraw"', b'"isDeleted": true', b'"angle": 1e308',
+    b'"points": 5', b"<stroke>", b'width="', b'tool="eraser"', b"contextRef=", b'"#ctx0"', b"NaN,",
 ]  # fmt: skip
 
 
@@ -138,6 +157,49 @@ def test_random_bytes(data, fmt):
     assert_reads_or_refuses(data, format=fmt, name="random.bin")
 
 
+@settings(FUZZ, max_examples=300)
+@given(mutated([("notebook.xml", XOPP_XML), ("old.xml", (DATA / "old_notes.xoj").read_bytes())]))
+def test_mutated_xournal_xml_inside_valid_gzip(case):
+    """Mutate the XML itself (a mutated gzip mostly just fails its CRC)."""
+    assert_reads_or_refuses(gzip.compress(case[1], mtime=0), name="mutated.xopp")
+
+
+@settings(FUZZ, max_examples=300)
+@given(mutated([("drawing.txt", OMNIGLOT_TXT)]), st.booleans())
+def test_mutated_omniglot_drawings_inside_valid_zips(case, compressed):
+    data = _zip(compressed, **{"images/Latin/character01/0683_01.txt": case[1], "images/Latin/x.txt": OMNIGLOT_TXT})
+    assert_reads_or_refuses(data, name="mutated.zip")
+
+
+json_values = st.none() | st.booleans() | st.integers(-3, 3) | st.floats() | st.text(max_size=3)
+point_lists = st.lists(st.lists(json_values | st.floats(-100, 100), max_size=3), max_size=4) | json_values
+
+
+@st.composite
+def excalidraw_elements(draw):
+    element = {"type": draw(st.sampled_from(["freedraw", "freedraw", "frame", "rectangle", 7]))}
+    for key, values in (
+        ("x", json_values | st.floats(-1e6, 1e6)),
+        ("y", json_values | st.floats(-1e6, 1e6)),
+        ("angle", json_values | st.floats(-7, 7)),
+        ("points", point_lists),
+        ("pressures", st.lists(json_values, max_size=4) | json_values),
+        ("isDeleted", st.booleans() | json_values),
+        ("frameId", st.sampled_from([None, "f", "g", 3])),
+        ("id", st.sampled_from(["f", "g", "e", None])),
+    ):
+        if draw(st.booleans()) or key in ("points", "x", "y"):
+            element[key] = draw(values)
+    return element
+
+
+@settings(FUZZ, max_examples=300)
+@given(st.lists(excalidraw_elements(), max_size=5))
+def test_excalidraw_element_grammar(elements):
+    doc = json.dumps({"type": "excalidraw", "elements": elements}).encode()
+    assert_reads_or_refuses(doc, name="grammar.excalidraw")
+
+
 UJI_LINES = [
     "WORD a trn_UJI_W01-01", "WORD", "NUMSTROKES 1", "NUMSTROKES 2", "NUMSTROKES x", "POINTS 1 # 1 2",
     "POINTS 2 # 1 2 3 4", "POINTS 2 # 1 2 3", "POINTS 0 #", "POINTS 1 1 2", "// comment", "", "  ",
@@ -152,10 +214,19 @@ def test_uji_line_grammar(lines, newline):
 
 
 @settings(FUZZ, max_examples=300)
-@given(st.text(alphabet="0123456789 ,.-+'\"!eETF*?\n", max_size=80), st.booleans())
-def test_inkml_trace_grammar(trace, with_time):
+@given(st.text(alphabet="0123456789 ,.-+'\"!eETF*?\n", max_size=80), st.booleans(), st.booleans())
+def test_inkml_trace_grammar(trace, with_time, office_context):
     channels = '<channel name="X"/><channel name="Y"/>' + ('<channel name="T"/>' if with_time else "")
-    doc = f"<ink><traceFormat>{channels}</traceFormat><trace>{trace}</trace><trace>1 2 3</trace></ink>"
+    if office_context:  # X Y F in an inkSource reached through contextRef, himetric
+        channels = channels.replace('name="X"/>', 'name="X" units="cm"/>') + '<channel name="F" max="32767"/>'
+        doc = (
+            f'<ink><definitions><context xml:id="c"><inkSource><traceFormat>{channels}</traceFormat>'
+            '<channelProperties><channelProperty channel="X" name="resolution" value="1000" units="1/cm"/>'
+            f'</channelProperties></inkSource></context></definitions><trace contextRef="#c">{trace}</trace>'
+            '<trace contextRef="#c">1 2 3 4</trace></ink>'
+        )
+    else:
+        doc = f"<ink><traceFormat>{channels}</traceFormat><trace>{trace}</trace><trace>1 2 3</trace></ink>"
     assert_reads_or_refuses(doc.encode(), format="inkml", name="grammar.inkml")
 
 
@@ -169,8 +240,15 @@ def inks(draw):
         n = draw(st.integers(1, 5))
         strokes.append(np.array(draw(st.lists(finite, min_size=2 * n, max_size=2 * n))).reshape(n, 2))
         times.append(np.array(draw(st.lists(finite, min_size=n, max_size=n))))
+    pressure = [t[::-1].copy() for t in times] if draw(st.booleans()) else None
     text = st.none() | st.text(max_size=8)
-    return Ink(strokes=strokes, times=times if draw(st.booleans()) else None, label=draw(text), writer=draw(text))
+    return Ink(
+        strokes=strokes,
+        times=times if draw(st.booleans()) else None,
+        label=draw(text),
+        writer=draw(text),
+        pressure=pressure,
+    )
 
 
 @settings(FUZZ, max_examples=100)
@@ -182,4 +260,6 @@ def test_json_round_trip_is_exact_for_any_finite_floats(original):
         assert [s.tobytes() for s in got.strokes] == [s.tobytes() for s in want.strokes]
         assert (got.times is None) == (want.times is None)
         assert [t.tobytes() for t in got.times or []] == [t.tobytes() for t in want.times or []]
+        assert (got.pressure is None) == (want.pressure is None)
+        assert [p.tobytes() for p in got.pressure or []] == [p.tobytes() for p in want.pressure or []]
         assert (got.label, got.writer) == (want.label, want.writer)
