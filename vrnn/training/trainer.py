@@ -15,7 +15,6 @@ are kept and training stops early after ``patience`` evaluations without improve
 
 from __future__ import annotations
 
-import copy
 import math
 import sys
 import threading
@@ -27,7 +26,7 @@ import torch
 
 from ..datasets import DataError
 from ..ink import Ink
-from ..model import VRNNConfig, build_model
+from ..model import VRNNConfig, build_model, copy_model
 from ..preprocess import Normalizer, PreprocessConfig
 from .distributed import Dist, pick_device
 from .errors import TrainingError
@@ -104,7 +103,6 @@ class Trainer:
             data=[len(self.train), self.train.points, len(self.valid), self.valid.points],
             steps_per_epoch=math.ceil(per_rank / o.batch_size), mixture=self.weights,
         )
-        self.per_rank = per_rank
         if stored is not None:
             self._restore(tensors, stored)
         self.net = self.dist.wrap(self.model, self.device)  # DDP averages gradients inside backward
@@ -123,9 +121,8 @@ class Trainer:
     def _new_model(self, config: VRNNConfig | None, base_model, stored: dict | None):
         """The model to train, with its preprocessing (its normalizer is fitted in :meth:`_windows` when new)."""
         if base_model is not None:
-            model = copy.deepcopy(base_model).to(self.device)  # never train the caller's model
+            model = copy_model(base_model, device=self.device)  # never train the caller's model
             model.card = {}
-            model.normalizer, model.preprocess_config = base_model.normalizer, base_model.preprocess_config
             return model
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's global RNG
             torch.manual_seed(self.options.seed)
@@ -270,10 +267,9 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def best_model(self):
         """The model with the best validation weights (the last ones when never validated), as a copy."""
-        m = copy.deepcopy(self.model)
+        m = copy_model(self.model)
         if self.best_state is not None:
             m.load_state_dict(self.best_state)
-        m.normalizer, m.preprocess_config = self.model.normalizer, self.model.preprocess_config
         m.card = self.state.card()
         return m.eval()
 
