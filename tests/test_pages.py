@@ -22,27 +22,36 @@ def _lines(seed: int, n: int) -> list[Ink]:
     return lines[:n]
 
 
-def build_page(lines: list[Ink], spacing: float, *, marks_at_line_end: bool = False) -> tuple[Ink, list[int]]:
+def build_page(lines: list[Ink], spacing: float, *, marks: str = "as written") -> tuple[Ink, list[int]]:
     """Lines scaled to one body height and stacked ``spacing`` body heights apart (baseline to
     baseline), as one ink in writing order; also the true line of every stroke.
 
-    ``marks_at_line_end`` moves each line's small strokes (i-dots, t-bars, accents) after all of
-    its other strokes, as people who dot their i's at the end of a line do."""
-    strokes, times, truth = [], [], []
+    ``marks="line end"`` moves each line's small strokes (i-dots, t-bars, accents) after all of
+    its other strokes, as people who dot their i's at the end of a line do; ``"page end"`` moves
+    them all after the last line."""
+    strokes, times, truth, late = [], [], [], []
     clock = 0.0
     for k, line in enumerate(lines):
         scale = BODY / body_height(line.strokes)
         x0 = line.bounds()[0]
         placed = [(s - [x0, 0.0]) * scale + [30.0, k * spacing * BODY] for s in line.strokes]
         order = list(range(len(placed)))
-        if marks_at_line_end:
-            small = [np.ptp(s[:, 1]) < 0.5 * BODY and np.ptp(s[:, 0]) < 2 * BODY for s in placed]
+        small = [np.ptp(s[:, 1]) < 0.5 * BODY and np.ptp(s[:, 0]) < 2 * BODY for s in placed]
+        if marks == "line end":
             order.sort(key=lambda i: small[i])
+        elif marks == "page end":
+            late += [(placed[i], k) for i in order if small[i]]
+            order = [i for i in order if not small[i]]
         for i in order:
             strokes.append(placed[i])
             times.append(clock + line.times[i] - line.times[0][0])
             truth.append(k)
         clock = times[-1][-1] + 1.0
+    for stroke, k in late:
+        strokes.append(stroke)
+        times.append(clock + 0.1 * np.arange(len(stroke)))
+        truth.append(k)
+        clock = times[-1][-1] + 0.3
     return Ink(strokes=strokes, times=times, writer="page-writer", meta={"page": 2}), truth
 
 
@@ -76,8 +85,11 @@ def test_a_synthetic_page_comes_back_as_whole_lines_in_order(seed, spacing):
 
 
 @pytest.mark.parametrize("seed", [3, 4])
-def test_i_dots_and_t_bars_written_at_the_end_of_the_line_stay_with_it(seed):
-    page, truth = build_page(_lines(seed, 6), 4.5, marks_at_line_end=True)
+@pytest.mark.parametrize("marks", ["line end", "page end"])
+def test_i_dots_and_t_bars_written_late_stay_with_their_line(seed, marks):
+    page, truth = build_page(_lines(seed, 6), 5.0, marks=marks)
+    if marks == "page end":
+        assert truth != sorted(truth)  # some line's marks really come after later lines
     assert_whole_lines_in_order(page, truth, 6)
 
 
