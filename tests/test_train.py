@@ -760,6 +760,12 @@ def test_cli_trains_on_a_weighted_mixture_records_it_and_resumes(tmp_path, capsy
     assert [m["weight"] for m in card["mixture"]] == [0.6, 0.2, 0.2]
     assert all(m["train_inks"] > 0 and m["valid_inks"] > 0 for m in card["mixture"])
     assert card["train_inks"] == sum(m["train_inks"] for m in card["mixture"])
+    # validation is reported per source too, and the sources' points make up the whole
+    valid = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if '"valid"' in x][-1]
+    assert len(valid["by_source"]) == 3 and sum(v["points"] for v in valid["by_source"]) == valid["points"]
+    total = sum(v["elbo_per_point"] * v["points"] for v in valid["by_source"]) / valid["points"]
+    assert total == pytest.approx(valid["elbo_per_point"], rel=1e-9)
+    assert card["metrics"]["last_valid_elbo_by_source"] == [v["elbo_per_point"] for v in valid["by_source"]]
     state = json.loads((out / "train_state.json").read_text())
     assert state["mixture"] == pytest.approx([0.6, 0.2, 0.2])
     code, stdout, err = _run_main(["--out", out, "--resume", "--max-steps", 5, "--no-progress"], capsys)

@@ -234,7 +234,8 @@ class DataSource:
 class DataMixture:
     """Training and validation inks from one or more sources, and each source's share of an epoch.
 
-    ``train_source[i]`` is the index in ``sources`` of ``train[i]``; ``weights`` are the
+    ``train_source[i]`` is the index in ``sources`` of ``train[i]`` (``valid_source``
+    likewise for ``valid``); ``weights`` are the
     sources' shares of each epoch's training windows (they sum to 1; weights not given
     count as 1). ``counts``: inks per source and split.
     """
@@ -244,6 +245,7 @@ class DataMixture:
     train: list[Ink]
     valid: list[Ink]
     train_source: list[int]
+    valid_source: list[int]
     counts: list[dict[str, int]]
 
     @property
@@ -290,7 +292,7 @@ def load_mixture(specs: Sequence[str | DataSource], *, valid_fraction: float = 0
         raise DataError(f"--data: a source is given twice ({', '.join(s.spec for s in sources)})")
     raw = [s.weight if s.weight is not None else 1.0 for s in sources]
     weights = [w / sum(raw) for w in raw]
-    train, valid, train_source, counts = [], [], [], []
+    train, valid, train_source, valid_source, counts = [], [], [], [], []
     for k, src in enumerate(sources):
         parts = _source_splits(src, valid_fraction=valid_fraction, test_fraction=test_fraction, seed=seed,
                                synthetic_lines=synthetic_lines, synthetic_valid_lines=synthetic_valid_lines,
@@ -300,9 +302,10 @@ def load_mixture(specs: Sequence[str | DataSource], *, valid_fraction: float = 0
         train += parts["train"]
         valid += parts["valid"]
         train_source += [k] * len(parts["train"])
+        valid_source += [k] * len(parts["valid"])
         counts.append({"train_inks": len(parts["train"]), "valid_inks": len(parts["valid"]),
                        "train_points": sum(ink.num_points for ink in parts["train"])})
-    return DataMixture(sources, weights, train, valid, train_source, counts)
+    return DataMixture(sources, weights, train, valid, train_source, valid_source, counts)
 
 
 def load_train_valid(

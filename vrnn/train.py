@@ -214,7 +214,8 @@ def _prepare(a: argparse.Namespace, argv: list[str], parser, dist) -> Trainer:
     return Trainer(mixture.train, mixture.valid, config=config_from_args(a), options=options_from_args(a), out=out,
                    resume=resume, card=card, dist=dist, options_override=override,
                    sources=mixture.train_source if mixture.mixed else None,
-                   weights=mixture.weights if mixture.mixed else None)
+                   weights=mixture.weights if mixture.mixed else None,
+                   valid_sources=mixture.valid_source if mixture.mixed else None)
 
 
 def _data_label(sources: list[DataSource]) -> str:

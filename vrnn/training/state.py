@@ -209,6 +209,9 @@ class RunState:
         if self.last_valid:
             metrics.update({f"last_valid_{k}": self.last_valid[k]
                             for k in ("elbo_per_point", "kl_per_point", "nll_per_point")})
+            if self.last_valid.get("by_source"):  # a mixture: in the order of the card's "mixture"
+                metrics["last_valid_elbo_by_source"] = [None if v is None else v["elbo_per_point"]
+                                                        for v in self.last_valid["by_source"]]
         return {
             "model": self.model,
             **self.source,

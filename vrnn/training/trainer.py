@@ -44,6 +44,13 @@ def _to_stderr(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+def _per_point(kl: float, nll: float, points: float) -> dict:
+    """Summed validation terms as the per-point numbers a validation record holds."""
+    pts = max(points, 1.0)
+    return {"elbo_per_point": -(kl + nll) / pts, "kl_per_point": kl / pts, "nll_per_point": nll / pts,
+            "points": int(pts)}
+
+
 class Trainer:
     """One training run; :meth:`run` trains and returns the best model.
 
@@ -56,7 +63,8 @@ class Trainer:
     ``sources`` and ``weights``: a mixture of data sources; ``sources[i]`` is the source
     index of ``train_inks[i]`` and ``weights[k]`` source ``k``'s share of every epoch's
     windows (:func:`~vrnn.training.windows.mixture_order`). Without them every training
-    window is visited once per epoch.
+    window is visited once per epoch. ``valid_sources``: the source of each validation ink
+    (a mixture's validation then also reports each source's ELBO, ``by_source``).
     """
 
     def __init__(
@@ -75,6 +83,7 @@ class Trainer:
         log: Callable[[str], None] | None = None,
         sources: Sequence[int] | None = None,
         weights: Sequence[float] | None = None,
+        valid_sources: Sequence[int] | None = None,
     ):
         self.dist = dist or Dist()
         self.out = Path(out) if out is not None else None
@@ -88,7 +97,7 @@ class Trainer:
         self.device = pick_device(o.device, self.dist)
         self.model = self._new_model(config, base_model, stored)
         self.weights = self._mixture_weights(train_inks, sources, weights)
-        self.train, self.valid = self._windows(train_inks, valid_inks, sources)
+        self.train, self.valid = self._windows(train_inks, valid_inks, sources, valid_sources)
         per_rank = len(self.train) // self.dist.world
         if per_rank == 0:
             raise DataError(f"{len(self.train)} training windows cannot be shared by {self.dist.world} processes")
@@ -147,14 +156,21 @@ class Trainer:
             return None
         return [float(w) / float(sum(weights)) for w in weights]
 
-    def _windows(self, train_inks: list[Ink], valid_inks: list[Ink], sources) -> tuple[WindowSet, WindowSet]:
+    def _by_source(self, inks: list[Ink], sources) -> list[list[Ink]]:
+        """``inks`` grouped by their source (one group without a mixture)."""
+        if not self.weights:
+            return [list(inks)]
+        if sources is None or len(sources) != len(inks):
+            raise ValueError("a mixture needs the source of every ink (sources, valid_sources)")
+        groups: list[list[Ink]] = [[] for _ in self.weights]
+        for ink, k in zip(inks, sources):
+            groups[k].append(ink)
+        return groups
+
+    def _windows(self, train_inks: list[Ink], valid_inks: list[Ink], sources,
+                 valid_sources) -> tuple[WindowSet, WindowSet]:
         o, pre = self.options, self.model.preprocess_config
-        by_source = [list(train_inks)]
-        if self.weights:
-            by_source = [[] for _ in self.weights]
-            for ink, k in zip(train_inks, sources):
-                by_source[k].append(ink)
-        offsets = [prepare_inks(inks, pre) for inks in by_source]
+        offsets = [prepare_inks(inks, pre) for inks in self._by_source(train_inks, sources)]
         if not any(offsets):
             raise DataError("no training ink has 2 or more points after preprocessing")
         if self.model.normalizer is None:
@@ -168,8 +184,11 @@ class Trainer:
             raise DataError(f"data source {empty[0] + 1} of the mixture has no training window of at least "
                             f"{o.min_len} points")
         train = WindowSet.concat(parts) if len(parts) > 1 else parts[0]
-        valid = validation_windows(prepare_inks(valid_inks, pre), self.model.normalizer, max_len=o.max_len,
-                                   min_len=o.min_len, cap=o.max_valid_windows)
+        # a mixture's validation inks by source when their sources are known, else one pool
+        valid_groups = self._by_source(valid_inks, valid_sources) if valid_sources is not None else [valid_inks]
+        self.valid_sources = len(valid_groups)
+        valid = validation_windows([prepare_inks(inks, pre) for inks in valid_groups], self.model.normalizer,
+                                   max_len=o.max_len, min_len=o.min_len, cap=o.max_valid_windows)
         return train, valid
 
     def _restore(self, tensors: dict[str, torch.Tensor], stored: dict) -> None:
@@ -238,20 +257,23 @@ class Trainer:
         self.model.eval()
         gen = torch.Generator(device=self.device)
         gen.manual_seed(VALID_SEED + self.dist.rank)
-        sums = torch.zeros(3, dtype=torch.float64, device=self.device)
+        n_sources = self.valid_sources
+        sums = torch.zeros(n_sources, 3, dtype=torch.float64, device=self.device)
         mine = torch.arange(self.dist.rank, len(self.valid), self.dist.world)
         bs = max(64, 4 * self.options.batch_size)
-        for i in range(0, len(mine), bs):
-            x, m = self.valid.batch(mine[i : i + bs], self.device)
-            out = self.model(x, m, generator=gen)
-            sums += torch.stack([out.kl.sum(), out.nll.sum(), out.points.float()]).double()
+        for k in range(n_sources):  # batches never mix sources: each source's sums are its own
+            rows = mine[self.valid.source[mine] == k]
+            for i in range(0, len(rows), bs):
+                x, m = self.valid.batch(rows[i : i + bs], self.device)
+                out = self.model(x, m, generator=gen)
+                sums[k] += torch.stack([out.kl.sum(), out.nll.sum(), out.points.float()]).double()
         self.dist.all_sum(sums)
-        kl_s, nll_s, pts = sums.tolist()
         self.model.train(was_training)
         self.state.timing["valid_s"] += time.perf_counter() - t0
-        pts = max(pts, 1.0)
-        return {"step": self.state.step, "elbo_per_point": -(kl_s + nll_s) / pts, "kl_per_point": kl_s / pts,
-                "nll_per_point": nll_s / pts, "points": int(pts)}
+        v = {"step": self.state.step, **_per_point(*sums.sum(0).tolist())}
+        if n_sources > 1:
+            v["by_source"] = [_per_point(*row) if row[2] > 0 else None for row in sums.tolist()]
+        return v
 
     def _validate(self, ui: RunOutput) -> None:
         v = self.evaluate_valid()

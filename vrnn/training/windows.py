@@ -98,11 +98,12 @@ def build_windows(offsets: list[np.ndarray], normalizer: Normalizer, max_len: in
     return WindowSet(x, mask, mask.sum(1).long(), torch.full((len(windows),), source, dtype=torch.long))
 
 
-def validation_windows(offsets: list[np.ndarray], normalizer: Normalizer, *, max_len: int, min_len: int,
-                       cap: int) -> WindowSet:
-    """Validation windows: at most ``cap`` of them (a fixed, evenly spread subset, so evaluations
-    compare), sorted longest first (similar lengths batch together)."""
-    ws = build_windows(offsets, normalizer, max_len, min_len)
+def validation_windows(offsets_by_source: Sequence[list[np.ndarray]], normalizer: Normalizer, *, max_len: int,
+                       min_len: int, cap: int) -> WindowSet:
+    """Validation windows of each source's offsets: at most ``cap`` of them (a fixed, evenly spread
+    subset, so evaluations compare), sorted longest first (similar lengths batch together)."""
+    parts = [build_windows(off, normalizer, max_len, min_len, source=k) for k, off in enumerate(offsets_by_source)]
+    ws = WindowSet.concat(parts) if len(parts) > 1 else parts[0]
     if cap and len(ws) > cap:
         ws = ws.rows(torch.linspace(0, len(ws) - 1, cap).round().long())
     return ws.rows(torch.argsort(ws.lengths, descending=True))
