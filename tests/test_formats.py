@@ -977,3 +977,17 @@ def test_real_omniglot_strokes_zip(omniglot_zip):
             left = x < np.median(x)  # the stem, for both
             tops.append(y[left].max() > y[~left].max() if descends else y[left].min() < y[~left].min())
         assert np.mean(tops) > 0.8, letter
+
+
+def test_new_formats_are_detected_by_name_when_content_cannot_tell():
+    assert detect_format(b'{"elements": [], "type": "excalidraw"}') == "excalidraw"
+    assert detect_format(b'{"elements": []}', "board.excalidraw") == "excalidraw"
+    assert detect_format(b"<xournal/>", "n.xml") == detect_format(b"<MrWriter/>") == "xournal"
+    assert detect_format(b"<?xml version='1.0'?><page/>", "n.xoj") == "xournal"
+    assert detect_format(b"\x1f\x8b\x08\x00broken", "anything.bin") == "xournal"
+    assert detect_format(b"PK\x03\x04 broken", "strokes.zip") == "omniglot"
+    assert detect_format(b"PK\x03\x04 broken", "notes.xopp") == "xournal"
+    assert detect_format(b"PK\x03\x04 broken", "cat.npz") == "npz"
+    assert detect_format(b"\nSTART\n1,2,3\nBREAK\n", "0683_01.txt") == "omniglot"
+    with pytest.raises(InkFormatError, match=r"board\.excalidraw: JSON: not an Excalidraw scene"):
+        read_ink(b'{"elements": []}', name="board.excalidraw")
