@@ -24,6 +24,9 @@ def fit(
     base_model=None,
     out: str | Path | None = None,
     data: str = "inks passed to vrnn.train.fit",
+    sources=None,
+    weights=None,
+    valid_sources=None,
 ):
     """Train a model on inks and return the best one (by validation ELBO), on the training device.
 
@@ -33,8 +36,11 @@ def fit(
     weights are returned. ``on_progress`` receives :class:`Progress` reports (from the
     training thread); setting ``stop_event`` ends training after the current step, and the
     best model so far is returned. ``out``: also write checkpoints and metrics there.
-    ``data``: how the model card names the training data.
+    ``data``: how the model card names the training data. ``sources``, ``weights`` and
+    ``valid_sources``: train on a mixture (see :class:`Trainer`; a
+    :class:`vrnn.datasets.DataMixture` has them as ``train_source``, ``weights`` and
+    ``valid_source``).
     """
     trainer = Trainer(train_inks, valid_inks, config=config, options=options, out=out, base_model=base_model,
-                      card={"data": data})
+                      card={"data": data}, sources=sources, weights=weights, valid_sources=valid_sources)
     return trainer.run(on_progress=on_progress, stop_event=stop_event)
