@@ -23,7 +23,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+                 "--disable-sync", "--no-first-run", "--disable-renderer-backgrounding",
+                 "--disable-background-timer-throttling", "--disable-backgrounding-occluded-windows"]
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 START_TIMEOUT_S = 90
 
@@ -88,6 +89,17 @@ class AppServer:
         """Tracebacks of script runs that failed (Streamlit logs "Uncaught app execution")."""
         text = self.log.read_text(errors="replace")
         return [chunk[:3000] for chunk in text.split("Uncaught app execution")[1:]]
+
+    def warnings(self) -> list[str]:
+        """Warning, error and traceback lines of the server log (Streamlit's own and the app's)."""
+        bad = ("WARNING", "Warning", "ERROR", "Error", "Traceback", "warn(")
+        out = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            if line.startswith("vrnn-app run "):  # the app's timing lines (VRNN_APP_TIMING)
+                continue
+            if any(b in line for b in bad):
+                out.append(line[:400])
+        return out
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,6 @@ rebuilds every view on each tick of the time slider, so that matters.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -163,8 +162,34 @@ def _figure(data: list[dict], layout: dict, style: Style, title: str | None = No
     base.update(layout)
     spec = {"data": data, "layout": base}
     if frames:
-        spec["frames"] = frames
+        return FramedFigure(spec, frames)
     return go.Figure(spec)
+
+
+class FramedFigure(go.Figure):
+    """A figure whose animation frames stay plain dicts: data and layout are validated as
+    usual, the frames (hundreds of small cursor or pen updates, built by this module and
+    validated by its tests with :meth:`validated`) are not. Validating them costs ~3 ms
+    per frame, which is most of a pen-up's budget; :meth:`to_dict` (what Streamlit,
+    ``to_json`` and ``to_html`` read) puts them back in.
+    """
+
+    def __init__(self, spec: dict, frames: list[dict]):
+        super().__init__(spec)
+        self._raw_frames = list(frames)
+
+    @property
+    def raw_frames(self) -> list[dict]:
+        return self._raw_frames
+
+    def to_dict(self) -> dict:
+        out = super().to_dict()
+        out["frames"] = self._raw_frames
+        return out
+
+    def validated(self) -> go.Figure:
+        """The same figure with its frames validated by plotly (for tests)."""
+        return go.Figure(self.to_dict())
 
 
 def ink_height(points: np.ndarray, style: Style, width_px: int = 620, extra: int = 0) -> int:
@@ -185,6 +210,19 @@ def _rgba(hex_color: str, alpha: float) -> str:
     h = hex_color.lstrip("#")
     r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
     return f"rgba({r},{g},{b},{alpha})"
+
+
+def scale_color(scale, v: float) -> str:
+    """The colour at ``v`` (clipped to 0..1) of a plotly colour scale of hex stops, as ``#rrggbb``."""
+    v = float(np.clip(v if np.isfinite(v) else 0.0, 0.0, 1.0))
+    for (a, ca), (b, cb) in zip(scale, scale[1:]):
+        if v <= b:
+            w = 0.0 if b == a else (v - a) / (b - a)
+            c0 = np.array([int(ca[i:i + 2], 16) for i in (1, 3, 5)])
+            c1 = np.array([int(cb[i:i + 2], 16) for i in (1, 3, 5)])
+            r, g, bl = np.round(c0 + w * (c1 - c0)).astype(int)
+            return f"#{r:02x}{g:02x}{bl:02x}"
+    return scale[-1][1]
 
 
 def _empty(message: str, style: Style, title: str | None = None, height: int | None = None) -> go.Figure:
@@ -250,389 +288,301 @@ def ink_figure(inks: Sequence, colors: Sequence[str] | None = None, names: Seque
     return _figure(data, _ink_axes(), style, title, height, legend=bool(names))
 
 
-def continuations_figure(prefix, continuations: Sequence, layout: str = "overlay",
-                         style: Style = DEFAULT_STYLE, title: str | None = None) -> go.Figure:
-    """The prefix in ink colour and each continuation in its own colour.
-
-    ``layout="overlay"`` draws them all on one canvas; ``"grid"`` gives each
-    continuation its own panel (prefix repeated), side by side.
-    """
-    continuations = [c for c in continuations if c.num_points]
-    if layout == "grid" and continuations:
-        return _continuations_grid(prefix, continuations, style, title)
-    names = ["prefix"] + [f"#{i + 1}" for i in range(len(continuations))]
-    colors = [INK_COLOR] + [color_for(i) for i in range(len(continuations))]
-    data, all_pts = _ink_traces([prefix, *continuations], colors, names, style)
-    if not data:
-        return _empty("No ink yet", style, title)
-    if prefix.num_points:
-        end = _round(prefix.end_point(), _extent(all_pts))
-        data.append(dict(type="scatter", x=[end[0]], y=[end[1]], mode="markers", showlegend=False, hoverinfo="skip",
-                         marker=dict(color="white", size=style.marker_size + 4, line=dict(color=INK_COLOR, width=2))))
-    height = max(ink_height(all_pts, style, extra=40), style.scaled_height(0.85))  # the hero view: never squat
-    return _figure(data, _ink_axes(), style, title, height, legend=True)
+def ink_scale(points: np.ndarray) -> float:
+    """The size of one line of writing: the 5-95 percentile range of y (as ``vrnn.preprocess``)."""
+    pts = np.asarray(points, dtype=np.float64)
+    if len(pts) < 2:
+        return 1.0
+    lo, hi = np.percentile(pts, [5.0, 95.0], axis=0)
+    ext = hi - lo
+    if ext[1] > 1e-9:
+        return float(ext[1])
+    full = np.ptp(pts, axis=0)
+    return float(full[1] or full[0] / 2 or 1.0)
 
 
-def _continuations_grid(prefix, continuations: Sequence, style: Style, title: str | None) -> go.Figure:
-    n = len(continuations)
-    cols = min(n, 4)
-    rows = int(np.ceil(n / cols))
-    all_pts = [prefix.points] + [c.points for c in continuations]
-    extent = _extent(np.concatenate([p for p in all_pts if len(p)]))
-    px, py = _polyline(prefix.strokes, extent) if prefix.num_points else ([], [])
-    data, layout, notes = [], {}, []
-    for i, (cont, (xd, yd)) in enumerate(zip(continuations, _grid(rows, cols, 0.02, 0.06))):
-        cx, cy = _polyline(cont.strokes, extent)
-        axes = dict(xaxis=_axis_ref("x", i), yaxis=_axis_ref("y", i))
-        data.append(_lines(px, py, INK_COLOR, style.line_width * 0.8, **axes))
-        data.append(_lines(cx, cy, color_for(i), style.line_width, **axes))
-        layout.update(_ink_axes(i, xd, yd))
-        notes.append(dict(text=f"#{i + 1}", x=(xd[0] + xd[1]) / 2, y=yd[1], xref="paper", yref="paper",
-                          showarrow=False, yanchor="bottom", font=dict(size=style.font_size, color=color_for(i))))
-    layout["annotations"] = notes
-    per_row = style.height * (0.75 if cols > 2 else 1.0)
-    return _figure(data, layout, style, title, height=int(per_row * rows + (40 if title else 0)))
+def natural_end(cont, scale: float, gap: float = 1.1, min_points: int = 4):
+    """``cont`` up to where its writing naturally ends: before the first pen-up jump longer
+    than ``gap x scale`` (a word break, a new line, a stray far stroke) that comes after at
+    least ``min_points`` pen-down points. The jump from the prefix to the first stroke
+    does not count. A continuation with no such jump is returned whole."""
+    from vrnn.ink import Ink
+
+    strokes = [s for s in cont.strokes if len(s)]
+    if len(strokes) < 2:
+        return cont
+    written = 0
+    for k in range(len(strokes) - 1):
+        written += len(strokes[k])
+        jump = float(np.linalg.norm(strokes[k + 1][0] - strokes[k][-1]))
+        if written >= min_points and jump > gap * scale:
+            times = cont.times[: k + 1] if cont.times is not None else None
+            return Ink(strokes=[s.copy() for s in strokes[: k + 1]], times=times, label=cont.label, writer=cont.writer)
+    return cont
 
 
-# ---------------------------------------------------------------- pen replay
-def _chunks(points_per_stroke: Sequence[np.ndarray], n_chunks: int) -> list[list[np.ndarray]]:
-    """Split an ink's strokes into ``n_chunks`` consecutive pieces of similar point count.
-
-    Each chunk is a list of stroke pieces; consecutive pieces of one stroke share their
-    boundary point so the replayed line has no gaps.
-    """
-    flat = [(k, i) for k, s in enumerate(points_per_stroke) for i in range(len(s))]
-    total = len(flat)
-    if total == 0:
-        return [[] for _ in range(n_chunks)]
-    bounds = np.linspace(0, total, n_chunks + 1).round().astype(int)
+def _tail(prefix, width: float) -> list[np.ndarray]:
+    """The end of the prefix that fits in ``width`` along x: a contiguous run of its last points,
+    as strokes (long prefixes show only their last words next to the continuations)."""
+    strokes = [s for s in prefix.strokes if len(s)]
+    if not strokes:
+        return []
+    pts = np.concatenate(strokes)
+    ids = np.concatenate([np.full(len(s), k) for k, s in enumerate(strokes)])
+    lo = hi = pts[-1, 0]
+    start = len(pts) - 1
+    while start > 0:
+        x = pts[start - 1, 0]
+        if max(hi, x) - min(lo, x) > width:
+            break
+        lo, hi = min(lo, x), max(hi, x)
+        start -= 1
     out = []
-    for a, b in itertools.pairwise(bounds):
-        pieces: dict[int, list[int]] = {}
-        for k, i in flat[a:b]:
-            pieces.setdefault(k, []).append(i)
-        chunk = []
-        for k, idx in pieces.items():
-            lo, hi = idx[0], idx[-1]
-            if lo > 0:
-                lo -= 1  # join to the previous chunk's last point of this stroke
-            chunk.append(points_per_stroke[k][lo:hi + 1])
-        out.append(chunk)
+    for k in np.unique(ids[start:]):
+        seg = pts[start:][ids[start:] == k]
+        if len(seg):
+            out.append(seg)
     return out
 
 
-def replay_figure(prefix, continuations: Sequence, prefix_frames: int = 12, continuation_frames: int = 18,
-                  style: Style = DEFAULT_STYLE, title: str | None = None, frame_ms: int = 50) -> go.Figure:
-    """Animated pen replay: the prefix is written, then all continuations grow at once.
+def continuation_view(prefix, continuations: Sequence, context: float = 7.0, reach: float = 14.0):
+    """``(tail strokes, x range, y range)`` of the continuation views: the prefix's last
+    ``context`` scales of width, and a box that holds the tail and most of every
+    continuation (2-98 percentiles, at most ``reach`` scales past the tail) so one stray
+    far stroke never stretches the axes. Ranges are in ink units, y down."""
+    pts = np.asarray(prefix.points, dtype=np.float64)
+    cont_pts = [np.asarray(c.points, dtype=np.float64) for c in continuations if c.num_points]
+    scale = ink_scale(pts if len(pts) >= 2 else (np.concatenate(cont_pts) if cont_pts else np.zeros((0, 2))))
+    tail = _tail(prefix, context * scale) if len(pts) else []
+    tail_pts = np.concatenate(tail) if tail else (cont_pts[0][:1] if cont_pts else np.zeros((1, 2)))
+    lo, hi = tail_pts.min(axis=0), tail_pts.max(axis=0)
+    if cont_pts:
+        allc = np.concatenate(cont_pts)
+        clo, chi = np.percentile(allc, [2.0, 98.0], axis=0)
+        lo = np.maximum(np.minimum(lo, clo), lo - [reach * scale * 0.3, 2.5 * scale])
+        hi = np.minimum(np.maximum(hi, chi), hi + [reach * scale, 2.5 * scale])
+    pad = 0.25 * scale
+    lo, hi = lo - pad, hi + pad
+    span = np.maximum(hi - lo, 1e-6)
+    if span[1] < 1.6 * scale:  # a flat line still gets a line's height
+        mid = (hi[1] + lo[1]) / 2
+        lo[1], hi[1] = mid - 0.8 * scale, mid + 0.8 * scale
+    return tail, [float(lo[0]), float(hi[0])], [float(lo[1]), float(hi[1])]
 
-    Each ink is cut into chunks that are separate traces; frame 0 hides all but the
-    first, each later frame only reveals the chunks that appear then and moves the pen
-    tips, so the payload grows with the number of points, not (frames x points).
-    Replay / pause buttons come with the figure; it is drawn complete until played.
-    Every frame redraws every chunk trace, so the frame counts stay modest (about
-    50 ms per frame for 85 traces in headless Chromium on a loaded 2-core CPU).
+
+def continuations_figure(prefix, continuations: Sequence, layout: str = "rows", style: Style = DEFAULT_STYLE,
+                         title: str | None = None, width_px: int = 640, context: float = 7.0) -> go.Figure:
+    """The prefix's end in ink colour and each continuation in its own colour, at the
+    prefix's own scale.
+
+    ``layout="rows"`` (the default): one row per continuation, the prefix's last words
+    repeated in each, same scale and same view in every row. ``"overlay"``: all in one
+    view. Either way the view holds the prefix's end and most of every continuation
+    (see :func:`continuation_view`); ink past it is clipped, not allowed to shrink the rest.
+    """
+    continuations = [c for c in continuations if c.num_points]
+    if not prefix.num_points and not continuations:
+        return _empty("No ink yet", style, title)
+    tail, xr, yr = continuation_view(prefix, continuations, context=context)
+    extent = max(xr[1] - xr[0], yr[1] - yr[0])
+    tx, ty = _polyline(tail, extent) if tail else ([], [])
+    end = _round(prefix.end_point(), extent) if prefix.num_points else None
+    aspect = (yr[1] - yr[0]) / (xr[1] - xr[0])
+    top = style.font_size * 3 if title else 8
+
+    def end_marker(ax: int) -> dict:
+        return dict(type="scatter", x=[end[0]], y=[end[1]], mode="markers", showlegend=False, hoverinfo="skip",
+                    xaxis=_axis_ref("x", ax), yaxis=_axis_ref("y", ax),
+                    marker=dict(color="white", size=style.marker_size + 3, line=dict(color=INK_COLOR, width=2)))
+
+    def axes(ax: int, yd) -> dict:
+        return {_axis_name("x", ax): dict(visible=False, range=xr, autorange=False, anchor=_axis_ref("y", ax),
+                                          constrain="domain", domain=[0.05 if layout == "rows" else 0.0, 1.0]),
+                _axis_name("y", ax): dict(visible=False, range=[yr[1], yr[0]], autorange=False, domain=list(yd),
+                                          anchor=_axis_ref("x", ax), scaleanchor=_axis_ref("x", ax), scaleratio=1,
+                                          constrain="domain")}
+
+    if layout != "rows" or not continuations:
+        data = [_lines(tx, ty, INK_COLOR, style.line_width, "your ink")] if tail else []
+        for i, c in enumerate(continuations):
+            x, y = _polyline(c.strokes, extent)
+            data.append(_lines(x, y, color_for(i), style.line_width, f"#{i + 1}"))
+        if end is not None:
+            data.append(end_marker(0))
+        height = int(np.clip(width_px * aspect, style.height * 0.6, style.height * 1.4)) + top + style.font_size * 2
+        return _figure(data, axes(0, (0, 1)), style, title, height=height, legend=True)
+
+    n = len(continuations)
+    row_px = int(np.clip(width_px * 0.95 * aspect, 70 if n > 3 else 100, 210))
+    gap_px = 10
+    height = n * row_px + (n - 1) * gap_px + top + 10
+    plot_h = height - top - 10
+    data, lay, notes = [], {}, []
+    for i, c in enumerate(continuations):
+        y1 = 1.0 - i * (row_px + gap_px) / plot_h
+        yd = (max(0.0, y1 - row_px / plot_h), y1)
+        refs = dict(xaxis=_axis_ref("x", i), yaxis=_axis_ref("y", i))
+        if tail:
+            data.append(_lines(tx, ty, INK_COLOR, style.line_width, **refs))
+        x, y = _polyline(c.strokes, extent)
+        data.append(_lines(x, y, color_for(i), style.line_width, **refs))
+        if end is not None:
+            data.append(end_marker(i))
+        lay.update(axes(i, yd))
+        notes.append(dict(text=f"<b>#{i + 1}</b>", x=0.0, y=(yd[0] + yd[1]) / 2, xref="paper", yref="paper",
+                          xanchor="left", showarrow=False, font=dict(size=style.font_size + 1, color=color_for(i))))
+    lay["annotations"] = notes
+    lay["shapes"] = [dict(type="line", x0=0.05, x1=1.0, xref="paper", yref="paper",
+                          y0=1.0 - (i * (row_px + gap_px) - gap_px / 2) / plot_h,
+                          y1=1.0 - (i * (row_px + gap_px) - gap_px / 2) / plot_h,
+                          line=dict(color="#e2e8f0", width=1)) for i in range(1, n)]
+    return _figure(data, lay, style, title, height=height)
+
+
+# ---------------------------------------------------------------- pen replay
+#: Pen speed (in scales per second) and time per pen lift for ink without timestamps.
+DEFAULT_PEN_SPEED = 5.0
+PEN_LIFT_S = 0.2
+
+
+def pen_speed(ink, scale: float) -> float:
+    """The pen's median speed while writing, in ink units per second (a default without times)."""
+    if ink.times is None:
+        return DEFAULT_PEN_SPEED * scale
+    speeds = []
+    for s, t in zip(ink.strokes, ink.times):
+        if len(s) < 2:
+            continue
+        d = np.linalg.norm(np.diff(s, axis=0), axis=1)
+        dt = np.diff(np.asarray(t, dtype=np.float64))
+        ok = dt > 1e-4
+        speeds.extend((d[ok] / dt[ok]).tolist())
+    v = float(np.median(speeds)) if speeds else 0.0
+    return v if np.isfinite(v) and v > 0 else DEFAULT_PEN_SPEED * scale
+
+
+def _timeline(ink, speed: float, t0: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(points (N, 2), times (N,), stroke id (N,))``: the ink's own clock when it has one,
+    else one at ``speed`` units/s with :data:`PEN_LIFT_S` per lift; starting at ``t0``."""
+    strokes = [np.asarray(s, dtype=np.float64) for s in ink.strokes if len(s)]
+    if not strokes:
+        return np.zeros((0, 2)), np.zeros(0), np.zeros(0, dtype=int)
+    pts = np.concatenate(strokes)
+    ids = np.concatenate([np.full(len(s), k) for k, s in enumerate(strokes)])
+    if ink.times is not None and len(ink.times) == len(ink.strokes):
+        t = np.concatenate([np.asarray(x, dtype=np.float64) for x, s in zip(ink.times, ink.strokes) if len(s)])
+        if len(t) == len(pts) and np.all(np.isfinite(t)):
+            t = np.maximum.accumulate(t - t[0])
+            return pts, t0 + t, ids
+    step = np.linalg.norm(np.diff(pts, axis=0), axis=1) / max(speed, 1e-9)
+    lift = np.diff(ids) > 0
+    step = np.where(lift, PEN_LIFT_S + step / 3.0, step)  # in the air: a pause, then a quick move
+    return pts, t0 + np.concatenate([[0.0], np.cumsum(step)]), ids
+
+
+def replay_figure(prefix, continuations: Sequence, speed: float = 1.0, style: Style = DEFAULT_STYLE,
+                  title: str | None = None, fps: int = 20, max_frames: int = 400) -> go.Figure:
+    """Animated pen replay at the pen's real speed (times ``x speed``): the prefix is written
+    as it was drawn (its own timestamps; a steady pen where it has none), then every
+    continuation grows at once at the prefix's pen speed.
+
+    Each ink is split into blocks of frames, one trace per block: a frame updates only the
+    block being written (``redraw: false``), so the payload grows with points, not frames x
+    points. Frame 0 empties every block; the figure is drawn complete until played.
     """
     continuations = [c for c in continuations if c.num_points]
     if not prefix.num_points and not continuations:
         return _empty("Nothing to replay", style, title)
-    all_pts = np.concatenate([i.points for i in [prefix, *continuations] if i.num_points])
-    extent = _extent(all_pts)
-    prefix_chunks = _chunks(prefix.strokes, prefix_frames) if prefix.num_points else []
-    cont_chunks = [_chunks(c.strokes, continuation_frames) for c in continuations]
-    n_pf = len(prefix_chunks)
-    n_frames = n_pf + (continuation_frames if continuations else 0)
+    scale = ink_scale(prefix.points if prefix.num_points >= 2 else np.concatenate([c.points for c in continuations]))
+    v = pen_speed(prefix, scale) if prefix.num_points else DEFAULT_PEN_SPEED * scale
+    lines = []
+    t_end = 0.0
+    if prefix.num_points:
+        p, t, ids = _timeline(prefix, v)
+        lines.append((p, t, ids, INK_COLOR))
+        t_end = float(t[-1]) + PEN_LIFT_S
+    for i, c in enumerate(continuations):
+        lines.append((*_timeline(c, v, t_end), color_for(i)))
+    total = max(float(max(t[-1] for _, t, _, _ in lines)), 1e-3)
+    speed = float(speed) if speed and speed > 0 else 1.0
+    n_frames = int(min(max_frames, max(2, np.ceil(total / speed * fps) + 1)))
+    frame_ms = max(1, int(round(total / speed * 1000 / (n_frames - 1))))
+    t_frames = np.linspace(0.0, total, n_frames)
+    block = max(10, int(np.ceil(n_frames / 20)))
+    n_blocks = int(np.ceil(n_frames / block))
+    tail, xr, yr = continuation_view(prefix, continuations, context=1e9)  # every bit of the prefix
+    extent = max(xr[1] - xr[0], yr[1] - yr[0])
+    counts = [np.searchsorted(t, t_frames, side="right") for _, t, _, _ in lines]  # points shown per frame
 
-    data: list[dict] = []
-    appear: list[int] = []  # per chunk trace: the frame at which it appears
-    for frame, chunk, color in ([(f, c, INK_COLOR) for f, c in enumerate(prefix_chunks)]
-                                + [(n_pf + f, c, color_for(i)) for i, chunks in enumerate(cont_chunks)
-                                   for f, c in enumerate(chunks)]):
-        if chunk:
-            x, y = _polyline(chunk, extent)
-            data.append(_lines(x, y, color, style.line_width))  # visible: drawn complete until played
-            appear.append(frame)
+    def segment(k: int, a: int, b: int) -> dict:
+        p, _, ids, _ = lines[k]
+        if b - a < 1:
+            return {"x": [], "y": []}
+        seg, sid = _round(p[a:b], extent), ids[a:b]
+        xs, ys = [], []
+        for j in range(len(seg)):
+            if j and sid[j] != sid[j - 1]:
+                xs.append(None)
+                ys.append(None)
+            xs.append(float(seg[j, 0]))
+            ys.append(float(seg[j, 1]))
+        return {"x": xs, "y": ys}
 
-    def tip(frame: int) -> dict:
-        """The pen tips at a frame: the prefix's, then one per continuation."""
-        if frame < n_pf:
-            groups = [(prefix_chunks[: frame + 1], INK_COLOR)]
-        else:
-            groups = [(chunks[: frame - n_pf + 1], color_for(i)) for i, chunks in enumerate(cont_chunks)]
+    def block_start(k: int, b: int) -> int:
+        return 0 if b == 0 else max(int(counts[k][b * block - 1]) - 1, 0)  # joins the previous block
+
+    data, index = [], {}
+    for k, (_, _, _, color) in enumerate(lines):
+        for b in range(n_blocks):
+            last = min((b + 1) * block, n_frames) - 1
+            index[k, b] = len(data)
+            data.append(_lines(**segment(k, block_start(k, b), int(counts[k][last])), color=color,
+                               width=style.line_width))
+
+    def tips(f: int) -> dict:
         xs, ys, cs = [], [], []
-        for chunks, color in groups:
-            last = next((c[-1][-1] for c in reversed(chunks) if c), None)
-            if last is not None:
-                xs.append(last[0])
-                ys.append(last[1])
+        for k, (p, _, _, color) in enumerate(lines):
+            n = int(counts[k][f])
+            if n:
+                q = _round(p[n - 1], extent)
+                xs.append(float(q[0]))
+                ys.append(float(q[1]))
                 cs.append(color)
-        return {"x": _round(np.asarray(xs), extent).tolist(), "y": _round(np.asarray(ys), extent).tolist(),
-                "marker": {"color": cs}}
+        return {"x": xs, "y": ys, "marker": {"color": cs}}
 
-    n_chunk_traces = len(data)
-    end = tip(n_frames - 1)
+    tip_index = len(data)
+    end = tips(n_frames - 1)
     data.append(dict(type="scatter", mode="markers", hoverinfo="skip", showlegend=False, x=end["x"], y=end["y"],
                      marker=dict(size=style.marker_size + 3, color=end["marker"]["color"],
                                  line=dict(color="white", width=1.5))))
-    appear_arr = np.asarray(appear)
     frames = []
     for f in range(n_frames):
-        # Frame 0 resets every chunk; later frames only reveal what appears then (the replay
-        # always plays from frame 0), so frames cost O(chunks), not O(frames x chunks).
-        shown = list(range(n_chunk_traces)) if f == 0 else np.flatnonzero(appear_arr == f).tolist()
-        frame_data = [{"visible": bool(appear_arr[i] <= f)} for i in shown] + [tip(f)]
-        frames.append(dict(data=frame_data, traces=shown + [n_chunk_traces], name=str(f)))
-
-    play = dict(label="▶ Replay", method="animate",
-                args=[None, {"frame": {"duration": frame_ms, "redraw": True}, "fromcurrent": False,
-                             "transition": {"duration": 0}, "mode": "immediate"}])
-    pause = dict(label="Pause", method="animate",
-                 args=[[None], {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"}])
+        b = f // block
+        traces, fd = [], []
+        for k in range(len(lines)):
+            if f == 0:  # the replay always starts at frame 0: empty every later block
+                for bb in range(1, n_blocks):
+                    traces.append(index[k, bb])
+                    fd.append({"x": [], "y": []})
+            traces.append(index[k, b])
+            fd.append(segment(k, block_start(k, b), int(counts[k][f])))
+        frames.append(dict(name=str(f), data=fd + [tips(f)], traces=traces + [tip_index]))
+    anim = {"frame": {"duration": frame_ms, "redraw": False}, "transition": {"duration": 0}, "mode": "immediate"}
+    play = dict(label="▶ Replay", method="animate", args=[None, dict(anim, fromcurrent=False)])
+    pause = dict(label="❚❚ Pause", method="animate",
+                 args=[[None], {"frame": {"duration": 0, "redraw": False}, "transition": {"duration": 0},
+                                "mode": "immediate"}])
     layout = _ink_axes()
-    # Fixed ranges: autorange would zoom onto the few chunks visible in early frames.
-    lo, hi = all_pts.min(axis=0), all_pts.max(axis=0)
-    pad = 0.05 * extent
-    layout["xaxis"].update(range=[lo[0] - pad, hi[0] + pad], autorange=False)
-    layout["yaxis"].update(range=[hi[1] + pad, lo[1] - pad], autorange=False)
+    layout["xaxis"].update(range=xr, autorange=False)
+    layout["yaxis"].update(range=[yr[1], yr[0]], autorange=False)
     layout["updatemenus"] = [dict(type="buttons", direction="left", x=0.0, y=0.0, xanchor="left", yanchor="top",
                                   pad=dict(r=6, t=4), showactive=False, buttons=[play, pause],
                                   font=dict(size=style.font_size))]
-    fig = _figure(data, layout, style, title, height=ink_height(all_pts, style, width_px=900), frames=frames)
-    fig.update_layout(margin=dict(b=style.font_size * 3))
+    aspect = (yr[1] - yr[0]) / max(xr[1] - xr[0], 1e-9)
+    height = int(np.clip(900 * aspect + 40, style.height * 0.6, style.height * 1.3))
+    fig = _figure(data, layout, style, title, height=height, frames=frames)
+    fig.update_layout(margin=dict(b=style.font_size * 3), meta={"replay_seconds": round(total / speed, 2)})
     return fig
-
-
-# ---------------------------------------------------------------- surprise (KL / NLL)
-def _robust_max(values: np.ndarray) -> float:
-    v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return 1.0
-    return float(max(np.percentile(v, 98), 1e-6))
-
-
-def kl_ink_figure(trace, step: int | None = None, style: Style = DEFAULT_STYLE, title: str | None = None,
-                  height: int | None = None) -> go.Figure:
-    """The (preprocessed) ink with each step coloured by its KL: where the model is surprised."""
-    pts = np.asarray(trace.points)
-    T = len(pts)
-    if T == 0:
-        return _empty("No steps", style, title, height)
-    extent = _extent(pts)
-    x, y = _polyline(_split_by_pen(pts, trace.pen), extent)
-    kl = np.round(np.asarray(trace.kl, dtype=np.float64), 3)
-    rp = _round(pts, extent)
-    data = [
-        _lines(x, y, "#e2e8f0", style.line_width * 1.8),
-        dict(type="scatter", x=rp[:, 0], y=rp[:, 1], mode="markers", showlegend=False,
-             marker=dict(size=style.marker_size + 1, color=kl, colorscale=SURPRISE_SCALE, cmin=0,
-                         cmax=_robust_max(kl), line=dict(width=0),
-                         colorbar=dict(title=dict(text="KL<br>nats", side="top"), thickness=12, len=0.8)),
-             customdata=np.arange(T), hovertemplate="step %{customdata}<br>KL %{marker.color:.2f} nats<extra></extra>"),
-    ]
-    s = _clip_step(step, T)
-    if s is not None:
-        data.append(dict(type="scatter", x=[rp[s, 0]], y=[rp[s, 1]], mode="markers", showlegend=False,
-                         hoverinfo="skip", marker=dict(size=style.cursor_size, color="rgba(0,0,0,0)",
-                                                       line=dict(color=CURSOR_COLOR, width=3))))
-    return _figure(data, _ink_axes(), style, title, height or ink_height(pts, style, width_px=520, extra=40))
-
-
-def _step_series(t: np.ndarray, y: np.ndarray, label: str, axis: int, color, bars: bool, **marker) -> dict:
-    """Values per step as bars, or for long inks as a filled step outline (one SVG path instead
-    of one rectangle per step: ~10x cheaper for the browser to redraw on every slider tick)."""
-    refs = dict(xaxis=_axis_ref("x", axis), yaxis=_axis_ref("y", axis), showlegend=False,
-                hovertemplate=f"step %{{x}}<br>{label} %{{y:.2f}} nats<extra></extra>")
-    if bars:
-        return dict(type="bar", x=t, y=y, marker=dict(color=color, line=dict(width=0), **marker), **refs)
-    return dict(type="scatter", x=t, y=y, mode="lines", line=dict(shape="hvh", width=1, color=color),
-                fill="tozeroy", fillcolor=_rgba(color, 0.55), **refs)
-
-
-def step_bars_figure(trace, step: int | None = None, style: Style = DEFAULT_STYLE, title: str | None = None,
-                     max_bars: int = 200) -> go.Figure:
-    """KL per step (top) and NLL per step (bottom) along time, nats; pen lifts marked.
-
-    Up to ``max_bars`` steps they are bars (KL bars in the surprise colours); longer inks
-    get filled step outlines, which look alike and redraw far faster.
-    """
-    kl = np.round(np.asarray(trace.kl, dtype=np.float64), 3)
-    nll = np.round(np.asarray(trace.nll, dtype=np.float64), 3)
-    T = len(kl)
-    if T == 0:
-        return _empty("No steps", style, title)
-    t = np.arange(T)
-    bars = T <= max_bars
-    if bars:  # each bar in its surprise colour
-        kl_series = _step_series(t, kl, "KL", 0, kl, True, colorscale=SURPRISE_SCALE, cmin=0, cmax=_robust_max(kl))
-    else:
-        kl_series = _step_series(t, kl, "KL", 0, SURPRISE_SCALE[2][1], False)
-    data = [kl_series, _step_series(t, nll, "NLL", 1, "#64748b", bars)]
-    pen_steps = np.flatnonzero(np.asarray(trace.pen) > 0.5)
-    if 0 < len(pen_steps) < 200:
-        # pen lifts as faint ticks under the NLL axis: they explain the NLL spikes
-        data.append(dict(type="scatter", x=pen_steps, y=np.zeros(len(pen_steps)), mode="markers", showlegend=False,
-                         xaxis="x2", yaxis="y2", hovertemplate="pen up at step %{x}<extra></extra>",
-                         marker=dict(symbol="triangle-up", size=style.marker_size, color=MUTED)))
-    layout = _stacked_axes(2, vspace=0.12, x_title="step")
-    layout["yaxis"]["title"] = dict(text="KL, nats")
-    layout["yaxis2"]["title"] = dict(text="NLL, nats")
-    layout.update(bargap=0.05, shapes=_time_cursor(_clip_step(step, T), 2))
-    return _figure(data, layout, style, title, height=style.scaled_height(1.15))
-
-
-# ---------------------------------------------------------------- latent dynamics
-def pca_projection(post_mu: np.ndarray, k: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """PCA of the posterior means: ``(mean (Z,), components (Z, k), explained variance ratio (k,))``.
-
-    Components beyond the latent size (or the rank) are zero columns so callers can
-    always project to ``k`` dimensions.
-    """
-    X = np.asarray(post_mu, dtype=np.float64)
-    Z = X.shape[1] if X.ndim == 2 else 0
-    mean = X.mean(axis=0) if len(X) else np.zeros(Z)
-    W = np.zeros((Z, k))
-    ratio = np.zeros(k)
-    if len(X) >= 2 and Z > 0:
-        _, s, vt = np.linalg.svd(X - mean, full_matrices=False)
-        m = min(k, vt.shape[0])
-        # fix each component's sign (largest loading positive) so views are stable across reruns
-        comps = vt[:m].T
-        signs = np.sign(comps[np.abs(comps).argmax(axis=0), np.arange(m)])
-        signs[signs == 0] = 1.0
-        W[:, :m] = comps * signs
-        var = s ** 2
-        if var.sum() > 0:
-            ratio[:m] = var[:m] / var.sum()
-    elif Z > 0:
-        W[: min(Z, k), : min(Z, k)] = np.eye(min(Z, k))
-    return mean, W, ratio
-
-
-def _ellipses(center: np.ndarray, sigma: np.ndarray, W: np.ndarray, every: int, n_pts: int = 20) -> tuple[list, list]:
-    """1-sigma ellipses of diagonal Gaussians projected onto the PCA plane, ``None``-separated."""
-    theta = np.linspace(0, 2 * np.pi, n_pts)
-    circle = np.stack([np.cos(theta), np.sin(theta)])  # (2, n)
-    xs: list = []
-    ys: list = []
-    for t in range(0, len(center), every):
-        cov = W.T @ np.diag(np.asarray(sigma[t], dtype=np.float64) ** 2) @ W  # (2, 2)
-        vals, vecs = np.linalg.eigh(cov)
-        shape = vecs @ np.diag(np.sqrt(np.clip(vals, 0, None))) @ circle
-        e = np.round(center[t][:, None] + shape, 4)
-        xs.extend(e[0].tolist() + [None])
-        ys.extend(e[1].tolist() + [None])
-    return xs, ys
-
-
-def _has_latents(trace) -> bool:
-    mu = np.asarray(trace.post_mu)
-    return mu.ndim == 2 and mu.shape[1] > 0 and len(mu) > 0
-
-
-def latent_pca_figure(trace, step: int | None = None, style: Style = DEFAULT_STYLE, title: str | None = None,
-                      max_ellipses: int = 30) -> go.Figure:
-    """Prior and posterior paths of z in the plane of the posterior means' two principal components.
-
-    Shaded ellipses are the projected 1-sigma regions (every few steps); the cursor
-    marks the same step on both paths. The start step (the prior has seen no ink yet,
-    and sits far from everything else) is left out of the projection and the paths.
-    """
-    if not _has_latents(trace):
-        return _empty(NO_LATENTS, style, title)
-    post_mu = np.asarray(trace.post_mu, dtype=np.float64)
-    T = len(post_mu)
-    first = 1 if T > 2 else 0
-    steps = np.arange(first, T)
-    mean, W, ratio = pca_projection(post_mu[first:])
-    post = (post_mu[first:] - mean) @ W
-    prior = (np.asarray(trace.prior_mu, dtype=np.float64)[first:] - mean) @ W
-    every = max(1, int(np.ceil(len(steps) / max_ellipses)))
-    data = []
-    for name, center, sigma, color in (("prior", prior, trace.prior_sigma, PRIOR_COLOR),
-                                       ("posterior", post, trace.post_sigma, POSTERIOR_COLOR)):
-        ex, ey = _ellipses(center, np.asarray(sigma)[first:], W, every)
-        data.append(_lines(ex, ey, _rgba(color, 0.18), 0.8, fill="toself", fillcolor=_rgba(color, 0.06)))
-    for name, center, color, dash in (("prior p(z | h)", prior, PRIOR_COLOR, "dot"),
-                                      ("posterior q(z | x, h)", post, POSTERIOR_COLOR, "solid")):
-        c = np.round(center, 4)
-        # lines without per-step markers: a marker is one SVG element each, slow to redraw on every tick
-        data.append(dict(type="scatter", x=c[:, 0], y=c[:, 1], mode="lines", name=name,
-                         line=dict(color=color, width=style.line_width * 0.7, dash=dash), customdata=steps,
-                         hovertemplate="step %{customdata}<extra>" + name.split()[0] + "</extra>"))
-    s = _clip_step(step, T)
-    if s is not None:
-        s = max(s, first) - first  # row of the cursor's step in the projected paths
-        data.append(dict(type="scatter", x=[prior[s, 0], post[s, 0]], y=[prior[s, 1], post[s, 1]],
-                         mode="lines+markers", showlegend=False, hoverinfo="skip",
-                         line=dict(color=CURSOR_COLOR, width=1.5),
-                         marker=dict(size=style.cursor_size * 0.8, color=[PRIOR_COLOR, POSTERIOR_COLOR],
-                                     line=dict(color=CURSOR_COLOR, width=3))))
-    layout = dict(xaxis=dict(title=dict(text=f"PC1 ({ratio[0]:.0%} of variance)")),
-                  # free aspect: PC2 often holds a few % of the variance, and equal scales would flatten it
-                  yaxis=dict(title=dict(text=f"PC2 ({ratio[1]:.0%})")))
-    return _figure(data, layout, style, title, height=style.scaled_height(1.15), legend=True)
-
-
-def active_dims(kl_dims: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` latent dimensions with the largest mean KL, in index order."""
-    kl_dims = np.asarray(kl_dims, dtype=np.float64)
-    if kl_dims.ndim != 2 or kl_dims.shape[1] == 0:
-        return np.zeros(0, dtype=int)
-    order = np.argsort(-kl_dims.mean(axis=0), kind="stable")[:k]
-    return np.sort(order)
-
-
-def latent_dims_figure(trace, step: int | None = None, max_dims: int = 6, style: Style = DEFAULT_STYLE,
-                       title: str | None = None, max_points: int = 300) -> go.Figure:
-    """Prior and posterior mean ± sigma over time, one panel per latent dimension.
-
-    With more than ``max_dims`` dimensions the most active ones (largest mean KL) are
-    shown; series longer than ``max_points`` steps are subsampled (the cursor is exact).
-    """
-    if not _has_latents(trace):
-        return _empty(NO_LATENTS, style, title)
-    T, Z = np.asarray(trace.post_mu).shape
-    dims = active_dims(trace.kl_dims, max_dims) if Z > max_dims else np.arange(Z)
-    t = np.arange(0, T, max(1, int(np.ceil(T / max_points))))  # long inks: every k-th step is plenty
-    t_band = np.concatenate([t, t[::-1]])
-    data = []
-    layout = _stacked_axes(len(dims), vspace=0.025 if len(dims) > 3 else 0.05, x_title="step")
-    for r, d in enumerate(dims):
-        axes = dict(xaxis=_axis_ref("x", r), yaxis=_axis_ref("y", r))
-        for name, mu, sigma, color, dash in (
-                ("prior", trace.prior_mu, trace.prior_sigma, PRIOR_COLOR, "dot"),
-                ("posterior", trace.post_mu, trace.post_sigma, POSTERIOR_COLOR, "solid")):
-            m = np.asarray(mu, dtype=np.float64)[t, d]
-            s = np.asarray(sigma, dtype=np.float64)[t, d]
-            band = np.round(np.concatenate([m + s, (m - s)[::-1]]), 3)
-            data.append(_lines(t_band, band, "rgba(0,0,0,0)", 0, fill="toself", fillcolor=_rgba(color, 0.15),
-                               legendgroup=name, **axes))
-            data.append(dict(type="scatter", x=t, y=np.round(m, 3), mode="lines", name=f"{name} mean ± σ",
-                             line=dict(color=color, width=style.line_width * 0.6, dash=dash), legendgroup=name,
-                             showlegend=r == 0, hovertemplate=f"z{d + 1} {name}<br>step %{{x}}: %{{y:.2f}}<extra></extra>",
-                             **axes))
-        layout[_axis_name("y", r)].update(title=dict(text=f"z{d + 1}", font=dict(size=style.font_size)), nticks=3)
-    layout["shapes"] = _time_cursor(_clip_step(step, T), len(dims))
-    height = max(style.height, int(style.height * 0.32 * len(dims)) + 60)
-    return _figure(data, layout, style, title, height=height, legend=True)
-
-
-def kl_heatmap_figure(trace, step: int | None = None, style: Style = DEFAULT_STYLE,
-                      title: str | None = None) -> go.Figure:
-    """Time x latent dimension heatmap of per-dimension KL: which units are active, and when."""
-    if not _has_latents(trace):
-        return _empty(NO_LATENTS, style, title)
-    kl_dims = np.asarray(trace.kl_dims, dtype=np.float64)
-    T, Z = kl_dims.shape
-    data = [dict(type="heatmap", z=np.round(kl_dims.T, 3), x=np.arange(T), y=[f"z{d + 1}" for d in range(Z)],
-                 colorscale=KL_HEATMAP_SCALE, zmin=0, zmax=_robust_max(kl_dims),
-                 colorbar=dict(title=dict(text="nats", side="top"), thickness=12),
-                 hovertemplate="step %{x}, %{y}<br>KL %{z:.3f} nats<extra></extra>")]
-    layout = dict(xaxis=dict(title=dict(text="step")), yaxis=dict(autorange="reversed", title=dict(text="latent unit")),
-                  shapes=_time_cursor(_clip_step(step, T)))
-    height = int(min(max(style.height * 0.7, 26 * Z + 120), style.height * 1.6))
-    return _figure(data, layout, style, title, height=height)
-
 
 # ---------------------------------------------------------------- samples, training, comparison
 def samples_figure(inks: Sequence, style: Style = DEFAULT_STYLE, title: str | None = None,
@@ -651,64 +601,104 @@ def samples_figure(inks: Sequence, style: Style = DEFAULT_STYLE, title: str | No
     return _figure(data, layout, style, title, height=int(style.height * 0.6 * rows) + (40 if title else 10))
 
 
-# (key in the progress reports, label, colour, panel, sign): panel 0 holds ELBOs (higher is
-# better; the training loss is the negative ELBO, so it is flipped), panel 1 the two terms.
-TRAINING_SERIES = (("loss", "training ELBO", INK_COLOR, 0, -1.0),
-                   ("valid_elbo", "validation ELBO", POSTERIOR_COLOR, 0, 1.0),
-                   ("nll", "reconstruction NLL", "#64748b", 1, 1.0),
-                   ("kl", "KL", "#ea580c", 1, 1.0))
+# (key in the progress reports, phase of the reports it is read from, label, colour, panel, dash).
+# Panel 0: ELBOs (nats per point, higher is better); panel 1: the two terms (lower is better).
+# Training values come from "train" reports only, validation values from their own keys, so
+# a validation report never lands in a training series (older reports reused the keys).
+TRAINING_SERIES = (("elbo", "train", "training ELBO", INK_COLOR, 0, "solid"),
+                   ("valid_elbo", "valid", "validation ELBO", POSTERIOR_COLOR, 0, "solid"),
+                   ("nll", "train", "training NLL", "#64748b", 1, "solid"),
+                   ("kl", "train", "training KL", "#ea580c", 1, "solid"),
+                   ("valid_nll", "valid", "validation NLL", "#334155", 1, "dash"),
+                   ("valid_kl", "valid", "validation KL", "#9a3412", 1, "dash"))
+LOSS_SERIES = ("loss", "train", "training loss (with KL warm-up: not the ELBO)", "#94a3b8", 1, "dot")
+
+
+def _series(history: Sequence[dict], key: str, phase: str) -> list[tuple[float, float]]:
+    out = []
+    for h in history:
+        p = h.get("phase") or "train"
+        if (phase == "train" and p not in ("train", "done")) or "step" not in h:
+            continue
+        v = h.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v):
+            out.append((h["step"], float(v)))
+    return out
 
 
 def training_curves_figure(history: Sequence[dict], style: Style = DEFAULT_STYLE,
                            title: str | None = None) -> go.Figure:
     """Live training curves from the progress reports of :func:`vrnn.train.fit`, nats per point:
-    training and validation ELBO (left, higher is better), NLL and KL (right)."""
+    training and validation ELBO (left, higher is better), NLL and KL of each (right).
+
+    The training ELBO is the reports' ``elbo`` (the true bound, without KL warm-up or free
+    bits); reports without it get the training loss on the right, labelled as such.
+    """
+    specs = list(TRAINING_SERIES)
+    if not _series(history, "elbo", "train"):
+        specs.append(LOSS_SERIES)
     data = []
-    for key, label, color, panel, sign in TRAINING_SERIES:
-        pts = [(h["step"], sign * h[key]) for h in history
-               if h.get(key) is not None and "step" in h and np.isfinite(h[key])]
+    for key, phase, label, color, panel, dash in specs:
+        pts = _series(history, key, phase)
         if not pts:
             continue
         x, y = zip(*pts)
         data.append(dict(type="scatter", x=list(x), y=np.round(y, 4), name=label,
-                         mode="lines+markers" if key == "valid_elbo" else "lines",
-                         line=dict(color=color, width=style.line_width * 0.7),
+                         mode="lines+markers" if phase == "valid" else "lines",
+                         line=dict(color=color, width=style.line_width * 0.7, dash=dash),
+                         marker=dict(size=style.marker_size),
                          xaxis=_axis_ref("x", panel), yaxis=_axis_ref("y", panel)))
     if not data:
         return _empty("Waiting for the first training steps…", style, title, height=style.scaled_height(0.8))
     layout = dict(
-        xaxis=dict(domain=[0.0, 0.46], anchor="y", title=dict(text="step")),
-        yaxis=dict(anchor="x", title=dict(text="ELBO, nats per point (higher is better)")),
+        xaxis=dict(domain=[0.0, 0.44], anchor="y", title=dict(text="step")),
+        yaxis=dict(anchor="x", title=dict(text="ELBO, nats/point (higher is better)")),
         xaxis2=dict(domain=[0.56, 1.0], anchor="y2", title=dict(text="step")),
-        yaxis2=dict(anchor="x2", title=dict(text="nats per point")),
+        yaxis2=dict(anchor="x2", title=dict(text="nats/point (lower is better)")),
     )
-    return _figure(data, layout, style, title, height=style.scaled_height(0.9), legend=True)
+    return _figure(data, layout, style, title, height=style.scaled_height(1.0), legend=True)
+
+
+#: One colour per kind of measure, whatever else is on the chart.
+MEASURE_COLORS = {"ELBO": POSTERIOR_COLOR, "IWAE": PRIOR_COLOR, "exact": "#64748b"}
+
+
+def measure_color(measure: str) -> str:
+    for prefix, color in MEASURE_COLORS.items():
+        if measure.startswith(prefix):
+            return color
+    return MUTED
 
 
 def comparison_figure(rows: Sequence[dict], style: Style = DEFAULT_STYLE, title: str | None = None) -> go.Figure:
     """Per-point log-likelihood bounds of several models on the same ink (higher is better).
 
     ``rows``: dicts with ``model`` (name), ``measure`` (e.g. "ELBO", "IWAE (K=50)",
-    "exact log-likelihood") and ``value`` (nats per point).
+    "exact log-likelihood"), ``value`` (nats per point) and optionally ``se`` (Monte
+    Carlo standard error, drawn as an error bar).
     """
     if not rows:
         return _empty("Nothing to compare", style, title)
     measures = list(dict.fromkeys(r["measure"] for r in rows))
-    colors = dict(zip(measures, (POSTERIOR_COLOR, PRIOR_COLOR, "#64748b", "#ea580c")))
     data = []
     for m in measures:
         sel = [r for r in rows if r["measure"] == m]
-        data.append(dict(type="bar", x=[r["model"] for r in sel], y=[round(float(r["value"]), 4) for r in sel],
-                         name=m, marker=dict(color=colors.get(m, MUTED)),
-                         text=[f"{float(r['value']):.3f}" for r in sel], textposition="outside", cliponaxis=False,
-                         hovertemplate="%{x}<br>" + m + ": %{y:.3f} nats/point<extra></extra>"))
-    layout = dict(barmode="group", yaxis=dict(title=dict(text="nats per point")))
+        se = [float(r.get("se") or 0.0) for r in sel]
+        text = [f"{float(r['value']):.3f}" + (f" ± {s:.3f}" if s else "") for r, s in zip(sel, se)]
+        bar = dict(type="bar", x=[r["model"] for r in sel], y=[round(float(r["value"]), 4) for r in sel],
+                   name=m, marker=dict(color=measure_color(m)), text=text, textposition="outside", cliponaxis=False,
+                   hovertemplate="%{x}<br>" + m + ": %{text} nats/point<extra></extra>")
+        if any(se):
+            bar["error_y"] = dict(type="data", array=[round(s, 4) for s in se], visible=True, color=INK_COLOR,
+                                  thickness=1.5, width=6)
+        data.append(bar)
+    layout = dict(barmode="group", yaxis=dict(title=dict(text="log-likelihood (bound), nats/point, higher is better")))
     return _figure(data, layout, style, title, height=style.scaled_height(1.0), legend=True)
 
 
 def per_step_comparison_figure(curves: dict[str, np.ndarray], step: int | None = None, style: Style = DEFAULT_STYLE,
                                title: str | None = None) -> go.Figure:
-    """Negative log-likelihood (bound) per step of several models along the same ink."""
+    """Log-likelihood (bound) per step of several models along the same ink, nats (higher is better)."""
     colors = (POSTERIOR_COLOR, "#64748b", PRIOR_COLOR, "#ea580c")
     data = []
     T = 0
@@ -719,6 +709,6 @@ def per_step_comparison_figure(curves: dict[str, np.ndarray], step: int | None =
                          line=dict(color=colors[i % len(colors)], width=style.line_width * 0.6)))
     if not data:
         return _empty("Nothing to compare", style, title)
-    layout = dict(xaxis=dict(title=dict(text="step")), yaxis=dict(title=dict(text="nats (lower is better)")),
+    layout = dict(xaxis=dict(title=dict(text="step")), yaxis=dict(title=dict(text="nats per step (higher is better)")),
                   shapes=_time_cursor(_clip_step(step, T)))
     return _figure(data, layout, style, title, height=style.scaled_height(0.9), legend=True)

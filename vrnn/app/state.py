@@ -62,20 +62,66 @@ class SessionData:
         return name
 
 
-def parse_upload(file_id: str, name: str, data: bytes) -> UploadResult:
-    """Read an uploaded file with :func:`vrnn.read_ink`; any failure becomes a one-line error."""
+#: What the app reads, in a user's words (``vrnn.read_ink`` detects the format from name and content).
+ACCEPTED_FORMATS = ("IAM-OnDB XML, UJI Pen Characters text, InkML, Quick, Draw! ndjson, sketch-rnn .npz, "
+                    "Omniglot strokes (.txt or .zip) and this app's own JSON")
+#: Upload sizes (the server's ``maxUploadSize`` in ``.streamlit/config.toml`` is the larger one).
+MAX_INK_UPLOAD_MB = 5
+MAX_TRAINING_UPLOAD_MB = 50
+
+
+def upload_limits(training: bool):
+    """Reading limits of an upload: ``vrnn.read_ink``'s defaults for the ink to look at; room
+    for real data sets (e.g. sketch-rnn's omniglot.npz, 7 MB unpacked) for training files."""
+    from vrnn.formats import DEFAULT_LIMITS, Limits
+
+    if not training:
+        return DEFAULT_LIMITS
+    return Limits(max_bytes=MAX_TRAINING_UPLOAD_MB * 1_000_000 * 4, max_points=5_000_000, max_inks=500_000)
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 1_000_000:.1f} MB"
+
+
+def parse_upload(file_id: str, name: str, data: bytes, training: bool = False) -> UploadResult:
+    """Read an uploaded file with :func:`vrnn.read_ink`; any failure becomes a one-line error
+    in the app's words (size limits and accepted formats named)."""
     from vrnn import read_ink
 
+    limit_mb = MAX_TRAINING_UPLOAD_MB if training else MAX_INK_UPLOAD_MB
+    if len(data) > limit_mb * 1_000_000:
+        what = "training files" if training else "an ink to look at (training files may be up to " \
+                                                 f"{MAX_TRAINING_UPLOAD_MB} MB in the Retrain tab)"
+        return UploadResult(file_id, name, error=f"{name} is {_megabytes(len(data))}: the app reads up to "
+                                                 f"{limit_mb} MB for {what}.")
     try:
-        inks = read_ink(data, name=name)
+        inks = read_ink(data, name=name, limits=upload_limits(training))
     except ValueError as e:  # InkFormatError is a ValueError
-        return UploadResult(file_id, name, error=one_line(str(e)) or f"{name}: not a readable ink file")
+        return UploadResult(file_id, name, error=_app_words(name, one_line(str(e))))
     except Exception as e:  # noqa: BLE001 - never a traceback on the page for a user's file
         return UploadResult(file_id, name, error=one_line(f"{name}: could not be read ({type(e).__name__}: {e})"))
     inks = [i for i in inks if i.num_points >= 2]
     if not inks:
         return UploadResult(file_id, name, error=f"{name}: holds no ink with at least two points")
     return UploadResult(file_id, name, inks=inks)
+
+
+def _app_words(name: str, message: str) -> str:
+    """A reader's error as the app says it: no library arguments (``format=``, ``Limits``)."""
+    if not message:
+        return f"{name}: not a readable ink file. The app reads {ACCEPTED_FORMATS}."
+    if "format=" in message or "cannot tell the ink format" in message:
+        return f"{name}: not an ink file the app recognises. It reads {ACCEPTED_FORMATS}."
+    if "Limits." in message or "over the limit" in message:
+        cut = message.split("(Limits.")[0].rstrip(" ;,")
+        return f"{cut}: too much ink for the app to read at once."
+    return message
+
+
+def plural(n: int, word: str) -> str:
+    """``1 stroke``, ``2 strokes``."""
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
 
 
 def ink_choice_label(index: int, ink: Ink) -> str:
@@ -85,5 +131,5 @@ def ink_choice_label(index: int, ink: Ink) -> str:
         parts.append(f"“{ink.label[:40]}”")
     if ink.writer:
         parts.append(f"writer {ink.writer}")
-    parts.append(f"{len(ink.strokes)} strokes, {ink.num_points} points")
+    parts.append(f"{plural(len(ink.strokes), 'stroke')}, {plural(ink.num_points, 'point')}")
     return " · ".join(parts)

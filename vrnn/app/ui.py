@@ -1,9 +1,9 @@
 """The Streamlit page: sidebar, input (canvas / upload / examples), continuations and tabs.
 
-``app.py`` calls :func:`main`. Heavy work goes through :class:`~vrnn.app.compute.ModelService`
-(cached per ink and settings); figures come from :mod:`vrnn.app.figures`; the tabs are
-in :mod:`vrnn.app.panels`. Models load once per process (``st.cache_resource``) and are
-shared read-only by every session.
+``app.py`` calls :func:`main`. Layers, each importing only those below it:
+:mod:`vrnn.app.ui` (this page) -> :mod:`vrnn.app.panels` (the tabs) ->
+:mod:`vrnn.app.resources` (shared models) -> :mod:`vrnn.app.compute`,
+:mod:`vrnn.app.figures`, :mod:`vrnn.app.trace_views` (no Streamlit).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from pathlib import Path
 
 import streamlit as st
 
@@ -19,14 +20,22 @@ from vrnn.text import one_line
 
 from . import figures, panels
 from .canvas import pen_canvas
-from .compute import ContinuationSettings, ModelService
 from .examples import builtin_examples
-from .state import SessionData, ink_choice_label, parse_upload
+from .resources import SELECT_NEXT, available_models, session_data, try_bundled
+from .state import ACCEPTED_FORMATS, MAX_INK_UPLOAD_MB, SessionData, ink_choice_label, parse_upload
 
-BUNDLED = {"vrnn": "VRNN (bundled)", "rnn": "RNN-GMM baseline (bundled)"}
 INPUT_SOURCES = (":material/draw: Draw", ":material/upload_file: Upload", ":material/menu_book: Examples")
+SOURCE_NAMES = dict(zip(INPUT_SOURCES, ("draw", "upload", "examples")))
 UPLOAD_TYPES = None  # formats are detected from name and content; a wrong file gets a one-line error
 MAX_SELECT_OPTIONS = 1000
+#: The page icon, served by this app (an emoji or material icon would be fetched from a CDN).
+PAGE_ICON = Path(__file__).resolve().parent / "icon.png"
+
+#: Widget values that must survive runs where their widget is not on the page (another
+#: tab open, another input source): Streamlit drops a widget's state when it is not drawn.
+PERSISTENT_KEYS = ("cont_n", "cont_steps", "cont_auto", "cont_stop", "cont_temp", "seed", "z_mode", "cont_layout",
+                   "presentation", "trace_seed", "replay_speed", "sample_n", "sample_steps", "sample_temp",
+                   "sample_seed", "iwae_k", *panels.RETRAIN_DEFAULTS, "export_figure", "example")
 
 PRESENTATION_CSS = """
 <style>
@@ -41,75 +50,19 @@ BASE_CSS = """
   .block-container { padding-top: 2.2rem; }
 </style>
 """
+SIDEBAR_DEFAULTS = {"cont_n": 4, "cont_steps": 200, "cont_auto": True, "cont_stop": True, "cont_temp": 0.8, "seed": 0,
+                    "z_mode": "sample", "cont_layout": "rows", "presentation": False, "trace_seed": 0}
 
 
-# ----------------------------------------------------------------- shared resources
-@st.cache_resource(show_spinner=False)
-def _torch_setup() -> int:
-    """One intra-op thread per inference: sessions run side by side on few cores."""
-    import torch
-
-    threads = int(os.environ.get("VRNN_APP_TORCH_THREADS", "1"))
-    torch.set_num_threads(max(1, threads))
-    return threads
-
-
-def model_path(kind: str) -> str:
-    """Where the ``kind`` model (``"vrnn"`` or ``"rnn"``) loads from: the bundled folder, or
-    ``VRNN_APP_VRNN_MODEL`` / ``VRNN_APP_RNN_MODEL`` when set."""
-    from vrnn.checkpoint import bundled_path
-
-    return os.environ.get(f"VRNN_APP_{kind.upper()}_MODEL") or str(bundled_path(kind))
-
-
-@st.cache_resource(show_spinner="Loading the model…")
-def bundled_service(kind: str, path: str) -> ModelService:
-    """A model loaded once per process and shared read-only by all sessions."""
-    from vrnn.checkpoint import load_model
-
-    _torch_setup()
-    model = load_model(path, device=os.environ.get("VRNN_APP_DEVICE") or None)
-    warm_up(model)
-    return ModelService(model, BUNDLED[kind])
-
-
-def warm_up(model) -> None:
-    """One tiny trace and continuation, so the first pen-up does not pay torch's first-call costs."""
-    import numpy as np
-
-    ink = Ink(strokes=[np.array([[0.0, 0.0], [4.0, 6.0], [8.0, 0.0], [12.0, 6.0]])])
-    model.trace(ink)
-    model.continue_ink(ink, n=1, steps=2)
-
-
-def try_bundled(kind: str) -> tuple[ModelService | None, str | None]:
-    """The bundled ``kind`` model's service, or ``None`` and a one-line reason."""
-    try:
-        return bundled_service(kind, model_path(kind)), None
-    except Exception as e:  # noqa: BLE001 - CheckpointError or a broken install: one line on the page
-        return None, one_line(str(e)) or type(e).__name__
-
-
-def session_data() -> SessionData:
-    if "vrnn_app" not in st.session_state:
-        st.session_state["vrnn_app"] = SessionData()
-    return st.session_state["vrnn_app"]
-
-
-def available_models(data: SessionData) -> dict[str, ModelService]:
-    """Every model the session can pick: bundled ones that load, then its retrained ones."""
-    out: dict[str, ModelService] = {}
-    for kind in BUNDLED:
-        service, _ = try_bundled(kind)
-        if service is not None:
-            out[service.name] = service
-    out.update(data.models)
-    return out
+def keep_widget_state() -> None:
+    for key in PERSISTENT_KEYS:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
 
 
 # ----------------------------------------------------------------- sidebar
 def sidebar(data: SessionData):
-    """Model choice, continuation controls, display; returns (service, settings, style, trace_seed)."""
+    """Model choice, continuation controls, display; returns (service, options, style, trace_seed)."""
     sb = st.sidebar
     sb.markdown("### Model")
     models = available_models(data)
@@ -118,38 +71,50 @@ def sidebar(data: SessionData):
         sb.error(error or "No model available.")
         return None, None, figures.DEFAULT_STYLE, 0
     names = list(models)
+    wanted = st.session_state.pop(SELECT_NEXT, None)
+    if wanted in names:
+        st.session_state["model_name"] = wanted
     if st.session_state.get("model_name") not in names:
         st.session_state["model_name"] = names[0]
     name = sb.selectbox("Model", names, key="model_name", label_visibility="collapsed")
     service = models[name]
     sb.caption(model_summary(service))
 
+    for key, value in SIDEBAR_DEFAULTS.items():
+        panels.default(key, value)
     sb.markdown("### Continuations")
-    n = sb.slider("How many", 1, 12, 4, key="cont_n")
-    steps = sb.slider("Length (steps)", 20, 600, 200, step=10, key="cont_steps")
-    temperature = sb.slider("Temperature", 0.1, 2.0, 0.8, step=0.05, key="cont_temp",
+    n = sb.slider("How many", 1, 12, key="cont_n")
+    auto = sb.toggle("Length follows the prefix", key="cont_auto",
+                     help="About 3/4 of the prefix's length in model steps (40 to 300).")
+    steps = sb.slider("Length (steps)", 20, 600, step=10, key="cont_steps", disabled=auto)
+    natural = sb.toggle("Stop where the writing naturally ends", key="cont_stop",
+                        help="Cut each continuation before its first long pen jump (a new word, a new line or a "
+                             "stray far stroke) after it has written something.")
+    temperature = sb.slider("Temperature", 0.1, 2.0, step=0.05, key="cont_temp",
                             help="Divides the mixture and pen logits by T and multiplies every sigma (pen offsets "
                                  "and the prior over z) by √T: below 1 tidier, above 1 wilder.")
-    seed = sb.number_input("Seed", 0, 1_000_000, 0, step=1, key="seed",
+    seed = sb.number_input("Seed", 0, 1_000_000, step=1, key="seed",
                            help="Same seed, same continuations. “More” moves to the next seed.")
     z_mode = sb.radio("Latent z after the prefix", ["sample", "mean"], key="z_mode", horizontal=True,
                       format_func=lambda m: {"sample": "prior sample", "mean": "prior mean"}[m],
                       disabled=not service.is_latent)
-    sb.radio("Layout", ["overlay", "grid"], key="cont_layout", horizontal=True,
-             format_func=lambda m: {"overlay": "overlaid", "grid": "side by side"}[m])
+    layout = sb.radio("Layout", ["rows", "overlay"], key="cont_layout", horizontal=True,
+                      format_func=lambda m: {"rows": "one row each", "overlay": "overlaid"}[m])
 
     sb.markdown("### Display")
     presentation = sb.toggle("Presentation mode", key="presentation",
                              help="Bigger fonts, lines and markers for talks and projectors.")
     with sb.expander("Advanced"):
-        trace_seed = st.number_input("Trace seed (posterior sample of z)", 0, 1_000_000, 0, key="trace_seed")
-    settings = ContinuationSettings(n=int(n), steps=int(steps), temperature=float(temperature), seed=int(seed),
-                                    z_mode=z_mode if service.is_latent else "sample")
+        trace_seed = st.number_input("Trace seed (posterior sample of z)", 0, 1_000_000, key="trace_seed")
+    options = dict(n=int(n), steps=int(steps), auto_length=bool(auto), natural_end=bool(natural),
+                   temperature=float(temperature), seed=int(seed), layout=layout, trace_seed=int(trace_seed),
+                   z_mode=z_mode if service.is_latent else "sample")
     style = figures.Style.presentation() if presentation else figures.DEFAULT_STYLE
-    return service, settings, style, int(trace_seed)
+    return service, options, style, int(trace_seed)
 
 
-def model_summary(service: ModelService) -> str:
+def model_summary(service) -> str:
+    """The sidebar's model card: architecture, data, steps and its own validation score."""
     cfg = service.model.config
     card = getattr(service.model, "card", {}) or {}
     kind = "VRNN-GMM" if service.is_latent else "RNN-GMM (no latents)"
@@ -157,29 +122,43 @@ def model_summary(service: ModelService) -> str:
             f"z {cfg.latent}" if service.is_latent else None, f"{cfg.mixtures} mixtures"]
     line = " · ".join(b for b in bits if b)
     extra = []
-    if card.get("data"):
-        n = card.get("train_inks")
-        extra.append(f"trained on {n:,} {card['data']} inks" if isinstance(n, int) else f"data: {card['data']}")
+    data = str(card.get("data") or "").strip()
+    n = card.get("train_inks")
+    if data or isinstance(n, int):
+        what = data if data.endswith("inks") else (f"{data} inks" if data else "inks")
+        extra.append(f"trained on {n:,} {what}" if isinstance(n, int) else f"trained on {what}")
+    if card.get("fine_tuned_from"):
+        extra.append(f"fine-tuned from {card['fine_tuned_from']}")
     if card.get("steps"):
         extra.append(f"{card['steps']:,} steps")
     metrics = card.get("metrics") or {}
     elbo = next((metrics[k] for k in ("best_valid_elbo_per_point", "last_valid_elbo_per_point", "elbo_per_point")
                  if isinstance(metrics.get(k), (int, float))), None)
     if elbo is not None:
-        extra.append(f"validation ELBO {elbo:.2f} nats/point")
+        if card.get("trained_in"):
+            # another validation set than the bundled model's: a number of its own, not a ranking
+            where = "its training inks" if card.get("validated_on_training_inks") else \
+                f"its own {plural_inks(card.get('valid_inks'))} held out"
+            extra.append(f"ELBO {elbo:.2f} nats/point on {where} (not comparable with other models' numbers)")
+        else:
+            extra.append(f"validation ELBO {elbo:.2f} nats/point")
     return line + ("  \n" + " · ".join(str(e) for e in extra) if extra else "")
 
 
+def plural_inks(n) -> str:
+    return f"{n} ink" + ("" if n == 1 else "s") if isinstance(n, int) else "inks"
+
+
 # ----------------------------------------------------------------- input
-def input_section(data: SessionData, style: figures.Style) -> Ink | None:
-    """The input chooser and the chosen source; returns the current ink (or ``None``)."""
+def input_section(data: SessionData, style: figures.Style) -> tuple[Ink | None, str]:
+    """The input chooser and the chosen source; returns the current ink (or ``None``) and the source."""
     source = st.segmented_control("Input", INPUT_SOURCES, default=INPUT_SOURCES[0], key="source",
                                   label_visibility="collapsed", required=True) or INPUT_SOURCES[0]
     if source == INPUT_SOURCES[1]:
-        return upload_input(data)
+        return upload_input(data), "upload"
     if source == INPUT_SOURCES[2]:
-        return example_input(style)
-    return draw_input(data, style)
+        return example_input(style), "examples"
+    return draw_input(data, style), "draw"
 
 
 def draw_input(data: SessionData, style: figures.Style) -> Ink | None:
@@ -201,11 +180,11 @@ def draw_input(data: SessionData, style: figures.Style) -> Ink | None:
 
 
 def upload_input(data: SessionData) -> Ink | None:
-    up = st.file_uploader("An ink file: IAM-OnDB XML, UJI text, InkML, Quick, Draw! ndjson, sketch-rnn npz "
-                          "or this project's JSON", type=UPLOAD_TYPES, key="upload")
+    up = st.file_uploader(f"An ink file (up to {MAX_INK_UPLOAD_MB} MB)", type=UPLOAD_TYPES, key="upload",
+                          help=f"The app reads {ACCEPTED_FORMATS}; the format is found from the file itself.")
     if up is None:
-        data.upload = None
-        st.caption("No file? Pick one of the built-in examples instead.")
+        data.upload = None  # no stale error from an earlier file
+        st.caption(f"The app reads {ACCEPTED_FORMATS}. No file? Pick one of the built-in examples instead.")
         return None
     if data.upload is None or data.upload.file_id != up.file_id:
         data.upload = parse_upload(up.file_id, up.name, up.getvalue())
@@ -247,10 +226,11 @@ def header() -> None:
 
 
 def main() -> None:
-    st.set_page_config(page_title="VRNN Handwriting Lab", page_icon=":material/draw:", layout="wide",
-                       initial_sidebar_state="expanded")
+    st.set_page_config(page_title="VRNN Handwriting Lab", page_icon=str(PAGE_ICON) if PAGE_ICON.exists() else None,
+                       layout="wide", initial_sidebar_state="expanded")
+    keep_widget_state()
     data = session_data()
-    service, settings, style, trace_seed = sidebar(data)
+    service, options, style, trace_seed = sidebar(data)
     st.html(PRESENTATION_CSS if style.font_size > figures.DEFAULT_STYLE.font_size else BASE_CSS)
     header()
     if service is None:
@@ -261,9 +241,9 @@ def main() -> None:
     t0 = time.perf_counter()
     left, right = st.columns([5, 6], gap="large")
     with left:
-        ink = input_section(data, style)
+        ink, source = input_section(data, style)
     with right:
-        conts = panels.continuations_pane(ink, service, settings, style)
+        conts = panels.continuations_pane(ink, service, options, style, source)
 
     st.divider()
     tabs = st.tabs(panels.TAB_LABELS, key="main_tab", on_change="rerun")
@@ -281,13 +261,13 @@ def main() -> None:
             panels.samples_tab(service, style)
     with tabs[3]:
         if tabs[3].open:
-            panels.compare_tab(ink, service, data, trace_seed, style) if ink is not None else panels.need_ink()
+            panels.compare_tab(ink, service, trace_seed, style) if ink is not None else panels.need_ink()
     with tabs[4]:
         if tabs[4].open:
             panels.retrain_tab(data, service, ink, style)
     with tabs[5]:
         if tabs[5].open:
-            panels.export_tab(ink, conts, trace, service, style, trace_seed) if ink is not None else panels.need_ink()
+            panels.export_tab(ink, conts, trace, service, style) if ink is not None else panels.need_ink()
     elapsed_ms = (time.perf_counter() - t0) * 1000
     st.session_state["last_run_ms"] = elapsed_ms
     if os.environ.get("VRNN_APP_TIMING"):
