@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..ink import Ink
@@ -24,9 +24,9 @@ def fit(
     base_model=None,
     out: str | Path | None = None,
     data: str = "inks passed to vrnn.train.fit",
-    sources=None,
-    weights=None,
-    valid_sources=None,
+    sources: Sequence[int] | None = None,
+    weights: Sequence[float] | None = None,
+    valid_sources: Sequence[int] | None = None,
 ):
     """Train a model on inks and return the best one (by validation ELBO), on the training device.
 
