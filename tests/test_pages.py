@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import vrnn
 from vrnn import Ink
@@ -154,3 +156,18 @@ def test_split_pages_of_a_xournal_notebook_names_page_and_line():
     lines = split_pages(vrnn.read_ink(DATA / "notebook.xopp"))
     assert [line.meta["caption"] for line in lines] == ["page 1, line 1", "page 3, line 1"]
     assert lines[0].meta["source"] == "xournal" and lines[0].pressure is not None
+
+
+coordinates = st.floats(-1e9, 1e9) | st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from([0.0, 1e-300])
+
+
+@settings(max_examples=200, deadline=None, database=None, derandomize=True)
+@given(st.lists(st.lists(st.tuples(coordinates, coordinates), min_size=1, max_size=6), max_size=12))
+def test_any_strokes_are_split_into_a_partition_in_writing_order(raw):
+    strokes = [np.array(s, dtype=np.float64) for s in raw]
+    groups = line_groups(strokes)
+    flat = [i for g in groups for i in g]
+    assert sorted(flat) == list(range(len(strokes)))  # every stroke exactly once
+    assert all(g == sorted(g) and g for g in groups)
+    lines = split_lines(Ink(strokes=strokes))
+    assert sum(len(line.strokes) for line in lines) == len(strokes)

@@ -267,9 +267,16 @@ def _absorb_tiny_runs(runs: list[_Group], b: float) -> list[_Group]:
 
 def line_groups(strokes: list[np.ndarray]) -> list[list[int]]:
     """Stroke indices of each line, lines top to bottom, indices in writing order."""
-    summaries = [_summarize(i, np.asarray(s, dtype=np.float64)) for i, s in enumerate(strokes)]
-    if not summaries:
+    arrays = [np.asarray(s, dtype=np.float64).reshape(-1, 2) for s in strokes]
+    if not arrays:
         return []
+    # Grouping is scale-free: map the page into [-1, 1] first (halves first, so 1e308 cannot overflow).
+    points = np.concatenate(arrays)
+    lo, hi = points.min(axis=0) / 2, points.max(axis=0) / 2
+    mid, half = lo + hi, float(np.max(hi - lo))
+    if half > 0:
+        arrays = [(a / 2 - mid / 2) / half for a in arrays]
+    summaries = [_summarize(i, a) for i, a in enumerate(arrays)]
     b = _body_height(summaries)
     jump, reach = LINE_JUMP * b, SMALL_REACH * b
     small = {s.index: (s.y1 - s.y0) < SMALL_HEIGHT * b and (s.x1 - s.x0) < SMALL_WIDTH * b for s in summaries}
