@@ -332,3 +332,38 @@ def test_rnn_gmm_inference_with_lstm_or_gru(rnn):
     r = model.evaluate([ink], importance_samples=5)
     assert r["iwae_per_point"] == r["elbo_per_point"] and r["kl_per_point"] == 0.0
     assert len(model.sample(n=2, steps=10, seed=0)) == 2
+
+
+def test_evaluate_reports_kl_per_dimension_and_active_units():
+    torch.manual_seed(0)
+    model = build_model(VRNNConfig(**TINY)).eval()
+    with torch.no_grad():
+        model.encoder.last.weight[:4] *= 50.0  # posterior means that move with the ink: every unit active
+    inks = [_ink(), _ink(scale=2.0), _ink(shift=(5.0, 1.0))]
+    r = model.evaluate(inks, importance_samples=3)
+    assert len(r["kl_per_dim"]) == 4 and len(r["unit_activity"]) == 4
+    assert sum(r["kl_per_dim"]) == pytest.approx(r["kl_per_point"], rel=1e-6)
+    assert min(r["kl_per_dim"]) >= 0 and r["active_units"] == 4 and min(r["unit_activity"]) > 0.01
+    # the posterior mean of dimension 2 no longer depends on the ink: that unit is inactive
+    with torch.no_grad():
+        model.encoder.last.weight[2] = 0.0
+        model.encoder.last.bias[2] = 0.3
+    r2 = model.evaluate(inks, importance_samples=3)
+    assert r2["active_units"] == 3 and r2["unit_activity"][2] == pytest.approx(0.0, abs=1e-10)
+    # one ink, ELBO only: the variance over its steps of mu_q along the sampled path (the noise
+    # evaluate draws for a batch of one ink: randn(1, T, Z) from the seed)
+    ink = _ink()
+    r1 = model.evaluate([ink], seed=7)
+    _, x = Inference(model).prepared(ink)
+    eps = torch.randn(1, x.shape[0], 4, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        mu = model.terms(x[None], eps).latents.post_mu[0].double()
+    np.testing.assert_allclose(r1["unit_activity"], mu.var(0, unbiased=False).numpy(), rtol=1e-6, atol=1e-12)
+
+
+def test_baseline_reports_no_latent_units(model):
+    r = model.evaluate([_ink()], importance_samples=2)
+    if not model.latent_size:
+        assert r["kl_per_dim"] == [] and r["active_units"] == 0 and r["unit_activity"] == []
+    else:
+        assert len(r["kl_per_dim"]) == model.latent_size

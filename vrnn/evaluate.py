@@ -69,6 +69,9 @@ def format_table(r: dict) -> str:
         lines.append(f"{label:<34}{r['iwae_per_point']:>12.4f}{r['iwae_per_sequence']:>16.2f}")
     if r.get("model") == "vrnn" and "kl_per_point" in r:
         lines.append(f"{'KL term':<34}{r['kl_per_point']:>12.4f}")
+    if r.get("kl_per_dim"):
+        lines.append(f"{'KL per dimension':<34}" + " ".join(f"{v:.3f}" for v in r["kl_per_dim"]))
+        lines.append(f"{'active units (Cov > 0.01)':<34}{r['active_units']:>12d} of {len(r['kl_per_dim'])}")
     return "\n".join(lines)
 
 

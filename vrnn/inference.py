@@ -351,8 +351,13 @@ class Inference:
         also ``iwae_per_point``, the importance-weighted bound ``log mean_k w_k``
         (Burda et al. 2016), which is >= the ELBO and tightens as K grows. For the
         RNN-GMM baseline both keys hold the exact log-likelihood. ``*_per_sequence``:
-        mean total per ink. ``max_points``: rows x steps per model call (memory); the
-        noise is drawn once per batch of inks, so results do not depend on it.
+        mean total per ink. ``kl_per_point`` is the KL term of the ELBO per scored point,
+        ``kl_per_dim`` its share in each latent dimension (they sum to it). Active units
+        (Burda et al. 2016): ``unit_activity[u]`` is the variance of the posterior mean
+        ``E_q[z_t,u]`` over every real step of every ink, and a unit is active when it
+        exceeds 0.01 (``active_units`` counts them; 0 and empty lists for the baseline).
+        ``max_points``: rows x steps per model call (memory); the noise is drawn once per
+        batch of inks, so results do not depend on it.
         """
         inks = list(inks)
         key = ("evaluate", tuple(ink_digest(i) for i in inks), int(importance_samples), int(batch_size), int(seed))
@@ -371,6 +376,8 @@ class Inference:
         iwae = np.zeros(len(seqs))
         kl_tot = np.zeros(len(seqs))
         pts = np.zeros(len(seqs))
+        kl_dims_tot = np.zeros(Z)  # KL per dimension, summed over scored inks and steps
+        mu_n, mu_sum, mu_sq = 0.0, np.zeros(Z), np.zeros(Z)  # moments of E_q[z_t] over steps and inks
         reps = max(K, 1) if Z else 1
         rows = max(1, 4096 // max(1, max(len(s) for s in seqs)) if seqs else 1)
         bs = max(1, min(batch_size, rows))
@@ -394,7 +401,14 @@ class Inference:
                 nll = (t.nll * nm).sum(1)
                 if t.latents is not None:
                     kl = (t.latents.kl_dims.sum(-1) * m).sum(1)
+                    kl_d = t.latents.kl_dims * m.unsqueeze(-1)
                     log_ratio = (t.latents.log_ratio * m).sum(1)  # log p(z) - log q(z | x)
+                    kl_dims_tot += kl_d.double().sum((0, 1)).cpu().numpy() / reps
+                    if k0 == 0:  # active units from the first sample's pass: mu_q at every real step
+                        mu = t.latents.post_mu[:B][mask.bool()].double()
+                        mu_n += mu.shape[0]
+                        mu_sum += mu.sum(0).cpu().numpy()
+                        mu_sq += (mu * mu).sum(0).cpu().numpy()
                 else:
                     kl = log_ratio = torch.zeros_like(nll)
                 logw.append((log_ratio - nll).view(kk, B))
@@ -412,7 +426,13 @@ class Inference:
             "elbo_per_point": float(elbo.sum() / max(n_pts, 1)),
             "elbo_per_sequence": float(elbo.mean()) if len(seqs) else 0.0,
             "kl_per_point": float(kl_tot.sum() / max(n_pts, 1)),
+            "kl_per_dim": [float(v) for v in kl_dims_tot / max(n_pts, 1)],
         }
+        # Active units (Burda et al. 2016): u is active when Cov_x(E_q[z_u]) > 0.01. Here the
+        # population is every real step of every ink, E_q[z_t,u] the posterior mean mu_q.
+        activity = mu_sq / max(mu_n, 1) - (mu_sum / max(mu_n, 1)) ** 2
+        res["unit_activity"] = [float(max(v, 0.0)) for v in activity]
+        res["active_units"] = int((activity > ACTIVE_UNIT_THRESHOLD).sum())
         if K > 0:
             res["importance_samples"] = K
             if not Z:

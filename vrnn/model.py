@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import CheckpointError, read_checkpoint, save_model
+from .fused import lstm_posterior_loop
 from .distributions import GMMParams, gaussian_kl, gaussian_log_prob, sample_gmm_rows, softplus_sigma
 from .inference import Inference
 from .preprocess import Normalizer, PreprocessConfig
@@ -370,7 +371,11 @@ class VRNN(_Base):
         zw, zb = phi_z.weight, phi_z.bias
         floor = c.z_sigma_floor
         h, cell = state if state is not None else (x.new_zeros(B, H), x.new_zeros(B, H))
-        # unbind, not x[:, t]: indexing inside the loop costs a full-size gradient per step
+        if c.rnn == "lstm":  # the loop with a hand-written backward (vrnn/fused.py)
+            hp, mu, sigma, z, pz, h, cell = lstm_posterior_loop(enc_x, gin_x, eps, w_h, b_h, hw, hb, zw, zb,
+                                                                rnn_w[:, Fx:], h, cell, floor)
+            return _Posterior(h_prev=hp, mu=mu, sigma=sigma, z=z, phi_z=pz, state=(h, cell))
+        # GRU: autograd through the loop; unbind, not x[:, t]: indexing inside the loop costs a full-size gradient per step
         enc_xs, gin_xs = enc_x.unbind(1), gin_x.unbind(1)
         eps_s = eps.unbind(1) if eps is not None else [None] * T
         loop_h, loop_z = _LoopWeight(w_h_t), _LoopWeight(w_z_t)

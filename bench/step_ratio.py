@@ -1,0 +1,84 @@
+"""VRNN vs RNN-GMM optimizer step at the bundled sizes, side by side in one run.
+
+One step = forward + backward + gradient clipping + Adam on a batch of ``--batch``
+windows of ``--max-len`` points, the two models interleaved step by step (the machine is
+shared and noisy), at 1 thread (the bundled recipe) and at 2. Prints each model's median
+step time and the ratio VRNN / RNN-GMM (goal: <= 1.5x).
+
+    python bench/step_ratio.py [--steps 30] [--threads 1 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning OpenMP threads wreck timings on a shared box
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import torch  # noqa: E402
+
+from vrnn.model import VRNNConfig, build_model  # noqa: E402
+
+BUNDLED = dict(hidden=192, mlp=192, latent=16, mixtures=20)  # README: the bundled recipe
+
+
+def make_step(kind: str, batch: int, max_len: int, seed: int = 0):
+    torch.manual_seed(seed)
+    model = build_model(VRNNConfig(model=kind, **BUNDLED)).train()
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, max_len, 3, generator=g) * 0.5
+    x[..., 2] = (torch.rand(batch, max_len, generator=g) < 0.1).float()
+    x[:, 0] = 0.0
+    mask = torch.ones(batch, max_len)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        out = model(x, mask, generator=g, free_bits=0.02)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+
+    return model, step
+
+
+def measure(threads: int, steps: int, batch: int, max_len: int) -> tuple[float, float]:
+    torch.set_num_threads(threads)
+    (_, v_step), (_, r_step) = make_step("vrnn", batch, max_len), make_step("rnn", batch, max_len)
+    for _ in range(2):  # warm-up
+        v_step(), r_step()
+    tv, tr = [], []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        v_step()
+        tv.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        r_step()
+        tr.append(time.perf_counter() - t0)
+    return statistics.median(tv), statistics.median(tr)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=30, help="timed steps per model and thread count")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--max-len", type=int, default=200)
+    args = ap.parse_args()
+    v = build_model(VRNNConfig(model="vrnn", **BUNDLED)).num_parameters()
+    r = build_model(VRNNConfig(model="rnn", **BUNDLED)).num_parameters()
+    print(f"bundled sizes {BUNDLED}, batch {args.batch} x {args.max_len} points; "
+          f"parameters VRNN {v:,} / RNN-GMM {r:,} = {v / r:.2f}x")
+    for threads in args.threads:
+        mv, mr = measure(threads, args.steps, args.batch, args.max_len)
+        print(f"threads {threads}: VRNN {mv * 1000:6.1f} ms  RNN-GMM {mr * 1000:6.1f} ms  "
+              f"ratio {mv / mr:.2f}x  (goal <= 1.5x)")
+
+
+if __name__ == "__main__":
+    main()
