@@ -15,6 +15,16 @@ Every source is split into training, validation and test inks, kept apart by wri
   (Omniglot's raw strokes: ``omniglot-<Alphabet>-<drawer>``), so a writer in two
   sources is held out of both; an ink without a writer is its own unit, placed by a
   hash of its points.
+- ``omniglot-lines:PATH`` (``PATH``: Omniglot raw stroke files, such as
+  ``strokes_background_small1.zip``): words and lines composed from the Latin letters
+  of one drawer (:mod:`vrnn.compose`): printed handwriting by real hands. The drawers
+  are held out like the writers of any file, so a drawer held out of the raw strokes
+  is held out of the composed lines too; each split composes ``--synthetic-lines``
+  training lines (a tenth of that, at least 16, for validation and test).
+
+Notebook pages (Xournal++ / Xournal, Excalidraw, InkML documents: the
+:data:`PAGE_SUFFIXES`) are cut into their lines of writing
+(:func:`vrnn.pages.split_pages`): the model trains on lines, not on pages.
 
 Problems with the data raise :class:`DataError`, whose message is one line that
 names the source, so the command-line tools can print it and exit with code 2.
@@ -30,14 +40,20 @@ from pathlib import Path
 
 import numpy as np
 
+from .compose import compose_lines, latin_letter
 from .formats import TRAINING_LIMITS, read_ink
-from .ink import Ink, InkFormatError
+from .ink import Ink, InkFormatError, ink_digest
+from .pages import split_pages
 from .synthetic import synthetic_inks
 from .text import one_line
 
 SYNTHETIC = "synthetic"
 #: File suffixes searched for in a data folder (what :func:`vrnn.read_ink` detects).
 INK_SUFFIXES = (".xml", ".txt", ".inkml", ".ndjson", ".jsonl", ".npz", ".json", ".zip", ".xopp", ".xoj", ".excalidraw")
+#: Notebook formats whose inks are pages of many lines (cut into lines for training).
+PAGE_SUFFIXES = (".xopp", ".xoj", ".excalidraw", ".inkml")
+#: ``omniglot-lines:PATH``: lines composed from the Omniglot Latin letters in ``PATH``.
+OMNIGLOT_LINES = "omniglot-lines:"
 SPLITS = ("train", "valid", "test")
 
 
@@ -59,7 +75,8 @@ def find_ink_files(folder: Path) -> list[Path]:
 
 def _read_file(path: Path) -> list[Ink]:
     try:
-        return list(read_ink(path, limits=TRAINING_LIMITS))
+        inks = list(read_ink(path, limits=TRAINING_LIMITS))
+        return split_pages(inks) if path.suffix.lower() in PAGE_SUFFIXES else inks
     except InkFormatError as e:
         raise DataError(one_line(str(e)) or f"{path}: not a readable ink file") from e
     except OSError as e:
@@ -108,12 +125,8 @@ def synthetic_split(n: int, split: str, *, seed: int = 0) -> list[Ink]:
 
 
 def _ink_key(ink: Ink) -> str:
-    """The ink itself, by a digest of its points (the same wherever it was read from)."""
-    h = hashlib.sha256()
-    for stroke in ink.strokes:
-        h.update(np.ascontiguousarray(stroke, dtype=np.float64).tobytes())
-        h.update(b"|")
-    return f"ink:{h.hexdigest()}"
+    """The ink itself, by its digest (:func:`vrnn.ink.ink_digest`: the same wherever it was read from)."""
+    return f"ink:{ink_digest(ink)}"
 
 
 def _unit_key(ink: Ink) -> str:
@@ -267,12 +280,35 @@ def _source_splits(src: DataSource, *, valid_fraction: float, test_fraction: flo
         sizes = {"train": synthetic_lines, "valid": synthetic_valid_lines or max(16, synthetic_lines // 10),
                  "test": synthetic_lines}
         return {name: synthetic_split(sizes[name], name, seed=seed) for name in wanted}
+    if src.spec.startswith(OMNIGLOT_LINES):
+        return _composed_splits(src.spec[len(OMNIGLOT_LINES):], valid_fraction=valid_fraction,
+                                test_fraction=test_fraction, seed=seed, lines=synthetic_lines,
+                                valid_lines=synthetic_valid_lines)
     inks = read_inks(src.spec)
     own = {name: _own_split(inks, name) for name in SPLITS}
     if own["train"] and own["valid"]:
         return {name: own[name] for name in wanted}
     train, valid, test = holdout_split(inks, valid_fraction=valid_fraction, test_fraction=test_fraction, seed=seed)
     return {"train": train, "valid": valid, "test": test}
+
+
+def _composed_splits(path: str, *, valid_fraction: float, test_fraction: float, seed: int, lines: int,
+                     valid_lines: int | None) -> dict[str, list[Ink]]:
+    """``omniglot-lines:PATH``: drawers held out by writer like any file, then lines composed
+    from each split's drawers (:func:`vrnn.compose.compose_lines`)."""
+    letters = [ink for ink in read_inks(path) if latin_letter(ink) is not None and ink.writer]
+    if len({ink.writer for ink in letters}) < 2:
+        raise DataError(f"{OMNIGLOT_LINES}{path}: needs the Omniglot Latin letters of at least 2 drawers")
+    parts = holdout_split(letters, valid_fraction=valid_fraction, test_fraction=test_fraction, seed=seed)
+    sizes = {"train": lines, "valid": valid_lines or max(16, lines // 10), "test": max(16, lines // 10)}
+    out = {}
+    for code, name in enumerate(SPLITS):
+        try:
+            # a split with no drawer (few drawers, small fractions) composes nothing
+            out[name] = compose_lines(parts[code], sizes[name], seed=seed * 7 + code) if parts[code] else []
+        except ValueError as e:
+            raise DataError(f"{OMNIGLOT_LINES}{path}: {name} split: {e}") from e
+    return out
 
 
 def load_mixture(specs: Sequence[str | DataSource], *, valid_fraction: float = 0.1, test_fraction: float = 0.1,
@@ -327,7 +363,8 @@ def load_eval_inks(spec: str, *, split: str | None = None, seed: int = 0, synthe
                    valid_fraction: float = 0.1, test_fraction: float = 0.1) -> list[Ink]:
     """Inks to evaluate on.
 
-    ``synthetic`` gives the held-out ``test`` writers unless ``split`` says otherwise.
+    ``synthetic`` and ``omniglot-lines:PATH`` give the held-out ``test`` writers unless
+    ``split`` says otherwise.
     For files, ``split=None`` or ``"all"`` means every ink; ``"test"``/``"valid"``/
     ``"train"`` pick the inks that carry that split, or else reproduce the writer split
     training makes with the same ``seed`` and fractions (``"test"``: the writers held
@@ -337,6 +374,8 @@ def load_eval_inks(spec: str, *, split: str | None = None, seed: int = 0, synthe
         raise DataError(f"unknown split {split!r}; choose one of all, {', '.join(SPLITS)}")
     if str(spec) == SYNTHETIC:
         return synthetic_split(synthetic_lines, "test" if split in (None, "all") else split, seed=seed)
+    if str(spec).startswith(OMNIGLOT_LINES) and split in (None, "all"):
+        split = "test"  # composed lines: the held-out drawers, like ``synthetic``
     if split in (None, "all"):
         return read_inks(spec)
     inks = _source_splits(DataSource(str(spec)), valid_fraction=valid_fraction, test_fraction=test_fraction,

@@ -20,7 +20,6 @@ explicit ``torch.Generator`` seeded by ``seed``: the same seed gives identical r
 
 from __future__ import annotations
 
-import hashlib
 import math
 import threading
 import weakref
@@ -32,25 +31,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .ink import Ink
+from .ink import Ink, ink_digest
 from .preprocess import collate, prepare
 
 #: Active-unit threshold of Burda et al. (2016) on ``Cov_x(E_q[z_u])``.
 ACTIVE_UNIT_THRESHOLD = 0.01
-
-
-def ink_digest(ink: Ink) -> str:
-    """The content hash of an ink used by every cache: its points, stroke breaks and
-    times (label, writer and meta ignored)."""
-    h = hashlib.blake2b(digest_size=16)
-    h.update(np.int64(len(ink.strokes)).tobytes())
-    for i, s in enumerate(ink.strokes):
-        a = np.ascontiguousarray(s, dtype=np.float64)
-        h.update(np.int64(len(a)).tobytes())
-        h.update(a.tobytes())
-        if ink.times is not None:
-            h.update(b"t" + np.ascontiguousarray(ink.times[i], dtype=np.float64).tobytes())
-    return h.hexdigest()
 
 
 class LRUCache:

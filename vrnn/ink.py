@@ -8,6 +8,7 @@ point of every stroke.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -143,3 +144,17 @@ class Ink:
         sh = np.asarray(shift, dtype=np.float64)
         out.strokes = [s * scale + sh for s in out.strokes]
         return out
+
+
+def ink_digest(ink: Ink) -> str:
+    """The content hash of an ink, used by every cache and by the data hold-out: its
+    points, stroke breaks and times (label, writer, pressure and meta ignored)."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(np.int64(len(ink.strokes)).tobytes())
+    for i, s in enumerate(ink.strokes):
+        a = np.ascontiguousarray(s, dtype=np.float64)
+        h.update(np.int64(len(a)).tobytes())
+        h.update(a.tobytes())
+        if ink.times is not None:
+            h.update(b"t" + np.ascontiguousarray(ink.times[i], dtype=np.float64).tobytes())
+    return h.hexdigest()

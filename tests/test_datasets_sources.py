@@ -1,0 +1,77 @@
+"""Training sources beyond single files: notebook pages cut into lines, and lines composed
+from Omniglot letters (vrnn.datasets)."""
+
+import gzip
+
+import numpy as np
+import pytest
+
+import vrnn
+from vrnn.datasets import DataError, load_eval_inks, load_mixture, read_inks
+from vrnn.ink import Ink
+from vrnn.synthetic import generate_line, random_text, writer_style
+
+
+def _xopp_page(lines: list[Ink], gap: float) -> bytes:
+    """A Xournal++ document of one page holding ``lines`` stacked ``gap`` apart, y down."""
+    strokes, y = [], 60.0
+    for ink in lines:
+        top = ink.points[:, 1].min()
+        for s in ink.strokes:
+            p = s + (40.0 - ink.points[:, 0].min(), y - top)
+            coords = " ".join(f"{v:.2f}" for v in p.reshape(-1))
+            strokes.append(f'<stroke tool="pen" color="#000000ff" width="1.41">{coords}</stroke>')
+        y += np.ptp(ink.points[:, 1]) + gap
+    body = "".join(strokes)
+    xml = (f'<?xml version="1.0" standalone="no"?><xournal creator="xournalpp 1.2.2" fileversion="4">'
+           f'<page width="1200" height="{y + 60:.0f}"><background type="solid" color="#ffffffff" style="lined"/>'
+           f'<layer>{body}</layer></page></xournal>')
+    return gzip.compress(xml.encode())
+
+
+def test_a_notebook_page_trains_as_its_lines(tmp_path):
+    rng = np.random.default_rng(0)
+    style = writer_style(3)
+    lines = [generate_line(random_text(rng), style, rng) for _ in range(4)]
+    path = tmp_path / "notes.xopp"
+    path.write_bytes(_xopp_page(lines, gap=1.5 * style.x_height))
+    assert len(vrnn.read_ink(path)) == 1  # the reader gives the page
+    inks = read_inks(path)  # training reads its lines, top to bottom
+    assert len(inks) == 4
+    assert [ink.meta["caption"] for ink in inks] == [f"page 1, line {i}" for i in range(1, 5)]
+    assert [len(ink.strokes) for ink in inks] == [len(line.strokes) for line in lines]
+
+
+def _fake_letters(path, drawers: int):
+    inks = []
+    for d in range(1, drawers + 1):
+        for k in range(1, 27):
+            size = 40.0 + 10 * (k % 4) + d
+            s = np.array([[0, 0], [size, 0], [size, size], [0, size]], float)
+            inks.append(Ink(strokes=[s], times=[np.linspace(0, 0.4, 4)], label=f"Latin/character{k:02d}",
+                            writer=f"omniglot-Latin-{d:02d}"))
+    vrnn.write_ink(inks, path)
+
+
+def test_omniglot_lines_source_holds_out_drawers(tmp_path):
+    path = tmp_path / "letters.json"
+    _fake_letters(path, drawers=12)
+    spec = f"omniglot-lines:{path}"
+    mix = load_mixture(["synthetic:0.7", f"{spec}:0.3"], synthetic_lines=40, valid_fraction=0.2, test_fraction=0.2)
+    composed_train = [i for i, k in zip(mix.train, mix.train_source) if k == 1]
+    assert len(composed_train) == 40 and mix.weights == pytest.approx([0.7, 0.3])
+    train_w = {i.writer for i in composed_train}
+    valid_w = {i.writer for i in mix.valid if i.writer.startswith("omniglot")}
+    test = load_eval_inks(spec, synthetic_lines=40, valid_fraction=0.2, test_fraction=0.2)
+    test_w = {i.writer for i in test}
+    assert train_w and valid_w and test_w
+    assert not (train_w & valid_w or train_w & test_w or valid_w & test_w)
+    assert all(set(i.label) <= set("abcdefghijklmnopqrstuvwxyz ") for i in composed_train)
+    assert mix.card()[1]["source"] == spec
+
+
+def test_omniglot_lines_needs_latin_letters(tmp_path):
+    path = tmp_path / "other.json"
+    vrnn.write_ink([Ink(strokes=[np.zeros((2, 2))], writer="a"), Ink(strokes=[np.ones((2, 2))], writer="b")], path)
+    with pytest.raises(DataError, match="Latin letters"):
+        load_mixture([f"omniglot-lines:{path}"], synthetic_lines=10)
