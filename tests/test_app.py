@@ -177,6 +177,67 @@ def test_parse_upload_bad_files_give_one_line(name, data):
     assert "\n" not in res.error and "Traceback" not in res.error
 
 
+def test_parse_upload_says_too_big_and_accepted_formats_in_the_apps_words():
+    res = parse_upload("id", "huge.txt", b"0" * 6_000_000)
+    assert res.error == ("huge.txt is 6.0 MB: the app reads up to 5 MB for an ink to look at (training files may "
+                         "be up to 50 MB in the Retrain tab).")
+    res = parse_upload("id", "notes.bin", b"just some words, no ink")
+    assert "format=" not in res.error and "InkML" in res.error and "sketch-rnn" in res.error
+    assert parse_upload("id", "huge.txt", b"0" * 6_000_000, training=True).error != res.error  # other limits
+
+
+OMNIGLOT = ROOT / ".." / "shared" / "data" / "omniglot" / "omniglot.npz"
+
+
+@pytest.mark.skipif(not OMNIGLOT.exists(), reason=f"{OMNIGLOT} is absent (real sketch-rnn data set)")
+def test_training_uploads_use_training_limits_for_a_real_data_set():
+    data = OMNIGLOT.read_bytes()
+    assert "too much ink" in parse_upload("id", "omniglot.npz", data).error  # the ink-to-look-at limits refuse it
+    res = parse_upload("id", "omniglot.npz", data, training=True)
+    assert res.error is None and len(res.inks) > 1000
+
+
+def test_ink_labels_say_1_stroke_not_1_strokes():
+    from vrnn.app.state import ink_choice_label, plural
+
+    one = Ink(strokes=[np.zeros((3, 2)) + [[0, 0], [1, 1], [2, 0]]], label="a")
+    assert ink_choice_label(0, one).endswith("1 stroke, 3 points")
+    assert plural(2, "stroke") == "2 strokes" and plural(1, "ink") == "1 ink"
+
+
+def test_model_card_text_of_an_app_trained_model():
+    from types import SimpleNamespace
+
+    from vrnn.app.ui import model_summary
+
+    cfg = SimpleNamespace(rnn="lstm", hidden=96, latent=8, mixtures=8)
+    card = {"data": "inks uploaded or drawn in the app", "train_inks": 30, "valid_inks": 4, "steps": 120,
+            "trained_in": "VRNN Handwriting Lab app", "fine_tuned_from": "VRNN (bundled)",
+            "metrics": {"best_valid_elbo_per_point": 0.13}}
+    text = model_summary(SimpleNamespace(model=SimpleNamespace(config=cfg, card=card), is_latent=True))
+    assert "trained on 30 inks uploaded or drawn in the app" in text and "inks inks" not in text
+    assert "not comparable" in text and "its own 4 inks held out" in text
+    bundled = {"data": "synthetic", "train_inks": 20000, "metrics": {"best_valid_elbo_per_point": 3.92}}
+    text = model_summary(SimpleNamespace(model=SimpleNamespace(config=cfg, card=bundled), is_latent=True))
+    assert "trained on 20,000 synthetic inks" in text and "validation ELBO 3.92" in text
+
+
+def test_bounds_use_fixed_noise_an_elbo_independent_of_k_and_standard_errors(tiny_models):
+    from vrnn.app import scores
+
+    service = ModelService(vrnn.load_model(tiny_models / "vrnn", device="cpu"), "tiny")
+    ink = line_ink(40)
+    a = scores.bounds(service, ink, 4)
+    assert a == scores.bounds(service, ink, 4)  # fixed noise: same numbers again
+    b = scores.bounds(service, ink, 16)
+    assert b["elbo"] == a["elbo"] and b["elbo_se"] == a["elbo_se"]  # the ELBO does not move with K
+    assert a["elbo_se"] > 0 and a["iwae_se"] > 0
+    assert b["iwae"] >= b["elbo"] - 3 * b["elbo_se"]
+    rows = scores.rows("V", b, "R", -1.0, 16)
+    assert [r["measure"] for r in rows] == ["ELBO", "IWAE (K=16)", "exact log-likelihood"]
+    assert "iwae" not in scores.bounds(service, ink, 0)
+
+
 def test_session_collects_drawings_once():
     data = SessionData()
     ink = line_ink()
@@ -216,6 +277,11 @@ def test_split_train_valid():
     train, valid = jobs.split_train_valid(inks)
     assert len(train) + len(valid) == 20 and len(valid) == 2
     assert jobs.split_train_valid(inks[:2]) == (inks[:2], inks[:2])
+
+
+def test_app_trainings_stop_early():
+    opts = jobs.train_options(jobs.TrainingRequest(inks=(line_ink(),)))
+    assert opts.patience == jobs.EARLY_STOP_PATIENCE > 0
 
 
 @pytest.mark.slow
@@ -303,16 +369,20 @@ def test_upload_shows_continuations_and_trace_views(app_env):
     assert not at.exception and not at.error
     pick = at.selectbox(key="upload_pick")
     assert len(pick.options) == 2 and inks[0].label in pick.options[0]
-    assert {"continuations", "kl_ink", "step_bars", "latent_pca", "latent_dims", "kl_heatmap"} <= chart_keys(at)
-    assert any(f"continuation(s) of a {inks[0].num_points}-point ink" in c.value for c in at.caption)
-    assert at.slider(key="step").max > 10
-    # pick the second ink, scrub the linked slider: every view follows, nothing breaks
+    assert {"continuations", "trace_views"} <= chart_keys(at)
+    assert any(f"continuations of a {inks[0].num_points}-point ink" in c.value and "follows the prefix" in c.value
+               for c in at.caption)
+    assert [m.label for m in at.metric][-1] == "ELBO, nats per point"
     pick.select_index(1).run()
-    at.slider(key="step").set_value(7).run()
-    assert not at.exception and at.metric[4].label == "KL at step 7"
+    assert any(f"of a {inks[1].num_points}-point ink" in c.value for c in at.caption)
     # "More": the next seed, new continuations
     at.button(key="more").click().run()
     assert at.sidebar.number_input(key="seed").value == 1 and not at.exception
+    # a fixed length, no cut
+    at.sidebar.toggle(key="cont_auto").set_value(False).run()
+    at.sidebar.toggle(key="cont_stop").set_value(False).run()
+    caption = next(c.value for c in at.caption if "point ink" in c.value)
+    assert "· 200 steps ·" in caption and "cut" not in caption and not at.exception
 
 
 def test_bad_upload_shows_one_line_error_and_no_exception(app_env):
@@ -323,7 +393,9 @@ def test_bad_upload_shows_one_line_error_and_no_exception(app_env):
     at.run()
     assert not at.exception
     assert len(at.error) == 1 and "broken.xml" in at.error[0].value and "\n" not in at.error[0].value
-    assert not any("continuation(s) of a" in c.value for c in at.caption)  # only the placeholder
+    assert not any("continuations of a" in c.value for c in at.caption)  # only the placeholder
+    at.file_uploader(key="upload").set_value(None).run()
+    assert not at.error  # the earlier file's error does not stay on screen
 
 
 def test_every_tab_renders_for_an_example(app_env):
@@ -338,49 +410,88 @@ def test_every_tab_renders_for_an_example(app_env):
     assert {"samples"} <= chart_keys(run_app(source=INPUT_SOURCES[2], main_tab=TAB_LABELS[2]))
 
 
+def test_samples_new_seed_logs_no_session_state_warning(app_env, monkeypatch):
+    from streamlit.elements.lib import policies
+
+    from vrnn.app.panels import TAB_LABELS
+    from vrnn.app.ui import INPUT_SOURCES
+
+    logged = []
+    monkeypatch.setattr(policies, "_shown_default_value_warning", False)
+    monkeypatch.setattr(policies._LOGGER, "warning", lambda msg, *a, **k: logged.append(msg % a))
+    at = run_app(source=INPUT_SOURCES[2], main_tab=TAB_LABELS[2])
+    at.button(key="sample_more").click().run()
+    at.button(key="more").click().run()
+    assert at.number_input(key="sample_seed").value == 1 and not at.exception
+    assert not logged, logged
+
+
+def test_compare_tab_shows_standard_errors_and_one_sign_convention(app_env):
+    from vrnn.app.panels import TAB_LABELS
+    from vrnn.app.ui import INPUT_SOURCES
+
+    at = run_app(source=INPUT_SOURCES[2], main_tab=TAB_LABELS[3])
+    assert not at.exception and not at.error
+    values = {m.label: m.value for m in at.metric}
+    elbo = next(v for k, v in values.items() if k.endswith(": ELBO"))
+    assert "±" in elbo and not elbo.startswith("−")
+    assert "higher is better" in " ".join(md.value for md in at.markdown)
+    at.select_slider(key="iwae_k").set_value(64).run()
+    assert next(v for k, v in {m.label: m.value for m in at.metric}.items() if k.endswith(": ELBO")) == elbo
+
+
 def test_baseline_model_explains_it_has_no_latents(app_env):
     from vrnn.app.ui import INPUT_SOURCES
 
     at = run_app(source=INPUT_SOURCES[2], model_name="RNN-GMM baseline (bundled)")
     assert not at.exception and not at.error
     assert any("no latent variables" in i.value for i in at.info)
-    assert "latent_pca" not in chart_keys(at)
+    assert "trace_views" in chart_keys(at)
 
 
 @pytest.mark.slow
-def test_retrain_a_few_steps_makes_a_new_selectable_model(app_env):
+def test_retrain_a_few_steps_makes_a_new_model_selected_at_once(app_env):
     from vrnn.app.panels import TAB_LABELS
     from vrnn.app.ui import INPUT_SOURCES
 
     at = run_app(source=INPUT_SOURCES[2], main_tab=TAB_LABELS[4], train_use_current=True, train_max_steps=3)
     assert not at.exception
+    assert any("validation uses the training inks themselves" in c.value for c in at.caption)  # one ink
     at.button(key="train_start").click().run()
     data = at.session_state["vrnn_app"]
     assert data.job is not None
     assert data.job.join(TIMEOUT) and data.job.snapshot()["status"] == "done"
     at.run()
     assert not at.exception and not at.error
+    assert any(c.value.startswith("Training ") and "keeps the weights of step" in c.value for c in at.caption)
     at.button(key="train_adopt").click().run()
-    assert at.sidebar.selectbox(key="model_name").value == "Retrained #1"
-    assert "Retrained #1" in at.sidebar.selectbox(key="model_name").options
-    assert at.sidebar.selectbox(key="model_name").options[0] == "VRNN (bundled)"  # still beside the bundled one
+    box = at.sidebar.selectbox(key="model_name")
+    assert box.value == "Retrained #1" and "Retrained #1" in box.options  # listed and selected at once
+    assert box.options[0] == "VRNN (bundled)"  # still beside the bundled one
+    assert at.radio(key="train_from").value == "fine-tune"  # "Start from" keeps its choice
+    assert "not comparable" in at.sidebar.caption[0].value
     at.session_state["main_tab"] = TAB_LABELS[0]
     at.run()
     assert not at.exception and "continuations" in chart_keys(at)
     assert threading.active_count() < 50
 
 
-def test_play_advances_the_linked_step_and_stops_at_the_end(app_env):
+def test_retrain_keeps_uploaded_training_files_across_tabs_and_models(app_env):
+    from vrnn.app.panels import TAB_LABELS
     from vrnn.app.ui import INPUT_SOURCES
 
-    at = run_app(source=INPUT_SOURCES[2])
-    last = at.slider(key="step").max
-    at.button(key="play").click().run()
-    assert at.session_state["playing"] is True
-    first = at.slider(key="step").value
-    at.run()  # what a timer tick of the fragment does
-    assert at.slider(key="step").value > first > 0
-    at.session_state["play_pos"] = last - 1
+    at = run_app(source=INPUT_SOURCES[2], main_tab=TAB_LABELS[4], train_use_drawings=False)
+    inks = vrnn.synthetic_inks(6, seed=8)
+    at.file_uploader(key="train_files").set_value([("six.json", ink_to_json_bytes(inks), "application/json")])
+    at.radio(key="train_from").set_value("scratch")
     at.run()
-    assert at.session_state["playing"] is False and at.slider(key="step").value == last
+    assert any("Training set: 6 inks" in c.value and "held out for validation" in c.value for c in at.caption)
+    at.session_state["main_tab"] = TAB_LABELS[0]
+    at.run()
+    at.sidebar.selectbox(key="model_name").select("RNN-GMM baseline (bundled)")
+    at.run()
+    at.session_state["main_tab"] = TAB_LABELS[4]
+    at.run()
     assert not at.exception
+    assert any("Training set: 6 inks" in c.value for c in at.caption)  # the file is still there
+    assert at.radio(key="train_from").value == "scratch"

@@ -1,4 +1,4 @@
-"""Pure figure builders of the app, on synthetic numpy data shaped like a ``vrnn.Trace``."""
+"""Pure figure builders of the app (figures, trace_views), on synthetic numpy data shaped like a ``vrnn.Trace``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import pytest
 
 from vrnn import Ink
-from vrnn.app import figures
+from vrnn.app import figures, trace_views
 from vrnn.app.figures import Style
 
 
@@ -27,7 +27,7 @@ def zigzag_ink(n_strokes: int = 3, points: int = 25, seed: int = 0) -> Ink:
 def fake_trace(T: int = 60, Z: int = 5, seed: int = 0) -> SimpleNamespace:
     """The numpy fields of a ``vrnn.Trace``, with structure a test can check against."""
     rng = np.random.default_rng(seed)
-    ink = zigzag_ink(3, T // 3, seed)
+    ink = zigzag_ink(3, T // 3 + 1, seed)  # at least T points: one per step
     pts = ink.points[:T]
     off = ink.to_offsets()[:T]
     t = np.arange(T)[:, None]
@@ -74,23 +74,64 @@ def test_ink_figure_empty_ink_says_so():
     assert not fig.data and "No ink" in fig.layout.annotations[0].text
 
 
-def test_continuations_overlay_colours_each_continuation():
+def straight(n: int, start, step=(3.0, 0.0)) -> Ink:
+    return Ink.from_offsets(np.tile([[step[0], step[1], 0.0]], (n, 1)), start=tuple(start))
+
+
+def test_continuation_rows_one_row_each_at_one_scale_with_the_prefix_end():
     prefix = zigzag_ink(2, 10)
-    conts = [Ink.from_offsets(np.tile([[3.0, 1.0, 0.0]], (20, 1)), start=tuple(prefix.end_point())) for _ in range(3)]
+    conts = [straight(20, prefix.end_point()) for _ in range(3)]
     fig = figures.continuations_figure(prefix, conts)
-    line_colors = [tr.line.color for tr in fig.data if tr.mode == "lines"]
-    assert line_colors[0] == figures.INK_COLOR
-    assert line_colors[1:] == [figures.color_for(i) for i in range(3)]
-    assert len(set(line_colors)) == 4
-
-
-def test_continuations_grid_gives_one_panel_each():
-    prefix = zigzag_ink(1, 10)
-    conts = [Ink.from_offsets(np.tile([[1.0, 0.5, 0.0]], (10, 1)), start=(30, 50)) for _ in range(5)]
-    fig = figures.continuations_figure(prefix, conts, layout="grid")
-    assert len(fig.layout.annotations) == 5  # panel titles #1..#5
     axes = {tr.xaxis for tr in fig.data}
-    assert len(axes) == 5
+    assert len(axes) == 3  # one row (pair of axes) per continuation
+    ranges = {tuple(fig.layout[f"xaxis{i if i > 1 else ''}"].range) for i in (1, 2, 3)}
+    assert len(ranges) == 1  # same view, same scale in every row
+    colors = [tr.line.color for tr in fig.data if tr.mode == "lines"]
+    assert colors.count(figures.INK_COLOR) == 3  # the prefix's end repeated in each row
+    assert [c for c in colors if c != figures.INK_COLOR] == [figures.color_for(i) for i in range(3)]
+    assert [a.text for a in fig.layout.annotations] == ["<b>#1</b>", "<b>#2</b>", "<b>#3</b>"]
+
+
+def test_overlay_layout_draws_everything_in_one_view():
+    prefix = zigzag_ink(2, 10)
+    fig = figures.continuations_figure(prefix, [straight(20, prefix.end_point()) for _ in range(3)], layout="overlay")
+    assert {tr.xaxis or "x" for tr in fig.data} == {"x"}
+    assert [tr.name for tr in fig.data if tr.name] == ["your ink", "#1", "#2", "#3"]
+
+
+def test_a_stray_far_stroke_does_not_stretch_the_view():
+    prefix = zigzag_ink(2, 20)
+    scale = figures.ink_scale(prefix.points)
+    good = straight(30, prefix.end_point(), (0.3 * scale, 0.0))
+    stray = Ink(strokes=[*good.strokes, np.array([[prefix.end_point()[0] + 500 * scale, 0.0],
+                                                  [prefix.end_point()[0] + 501 * scale, 5.0]])])
+    _, xr, yr = figures.continuation_view(prefix, [good, good, good, stray])
+    assert xr[1] - xr[0] < 25 * scale and yr[1] - yr[0] < 8 * scale
+
+
+def test_long_prefix_shows_only_its_end_at_its_own_scale():
+    long = zigzag_ink(30, 20)  # 30 strokes side by side: a long line
+    scale = figures.ink_scale(long.points)
+    tail, xr, _ = figures.continuation_view(long, [straight(10, long.end_point())], context=7.0)
+    tail_pts = np.concatenate(tail)
+    assert np.ptp(tail_pts[:, 0]) <= 7.0 * scale + 1e-9
+    np.testing.assert_allclose(tail_pts[-1], long.end_point())
+    assert xr[1] - xr[0] < 0.5 * np.ptp(long.points[:, 0])
+
+
+def test_natural_end_cuts_before_the_first_long_jump_after_some_writing():
+    scale = 10.0
+    a = np.column_stack([np.linspace(0, 10, 6), np.zeros(6)])
+    b = a + [12, 0]  # a small gap (same word)
+    c = a + [60, 0]  # a long jump: the next word
+    ink = Ink(strokes=[a, b, c])
+    cut = figures.natural_end(ink, scale)
+    assert len(cut.strokes) == 2
+    # the jump away from the prefix before anything is written does not count
+    lead = Ink(strokes=[a[:2], a + [80, 0], a + [170, 0]])
+    assert len(figures.natural_end(lead, scale).strokes) == 2
+    # no long jump: kept whole
+    assert figures.natural_end(Ink(strokes=[a, b]), scale).num_points == 12
 
 
 def test_coordinates_are_rounded_for_small_payloads():
@@ -100,167 +141,208 @@ def test_coordinates_are_rounded_for_small_payloads():
 
 
 # ----------------------------------------------------------------- replay
-def replay_visibility(fig: go.Figure) -> list[list[bool]]:
-    """Chunk visibility after each frame, applying frames in order as plotly.js does."""
-    n_chunks = len(fig.data) - 1
-    state = [tr.visible is not False for tr in fig.data[:n_chunks]]  # unset means visible
+def replay_state(fig) -> list[list[int]]:
+    """Points drawn per trace after each frame, applying frames in order as plotly.js does."""
+    n = len(fig.data) - 1
+    state = [sum(v is not None for v in (tr.x or ())) for tr in fig.data[:n]]
     out = []
-    for fr in fig.frames:
-        for idx, d in zip(fr.traces, fr.data):
-            if idx < n_chunks:
-                state[idx] = bool(d.visible)
+    for fr in fig.raw_frames:
+        for idx, d in zip(fr["traces"], fr["data"]):
+            if idx < n:
+                state[idx] = sum(v is not None for v in d["x"])
         out.append(list(state))
     return out
 
 
-def test_replay_frames_reveal_chunks_in_order_and_end_fully_drawn():
-    prefix = zigzag_ink(2, 20)
-    conts = [Ink.from_offsets(np.tile([[2.0, 0.0, 0.0]], (30, 1)), start=tuple(prefix.end_point())) for _ in range(2)]
-    fig = figures.replay_figure(prefix, conts, prefix_frames=5, continuation_frames=6)
-    assert len(fig.frames) == 11
-    vis = replay_visibility(fig)
-    assert sum(vis[0]) == 1 and all(vis[-1])
-    counts = [sum(v) for v in vis]
-    assert counts == sorted(counts) and len(set(counts)) == 11  # something new every frame
-    # the static picture (no animation running) shows everything
-    assert all(tr.visible is not False for tr in fig.data[:-1])
-    assert fig.layout.updatemenus[0].buttons[0].method == "animate"
-    # the pen tip follows the prefix, then one tip per continuation
-    assert len(fig.frames[0].data[-1].x) == 1 and len(fig.frames[-1].data[-1].x) == 2
+def timed_ink(seconds: float, n: int = 50) -> Ink:
+    x = np.linspace(0, 100, n)
+    return Ink(strokes=[np.column_stack([x, 10 * np.sin(x / 10)])], times=[np.linspace(0, seconds, n)])
 
 
-def test_replay_chunks_cover_every_point_once_plus_joins():
-    strokes = [np.arange(20.0).reshape(10, 2), np.arange(14.0).reshape(7, 2) + 100]
-    chunks = figures._chunks(strokes, 4)
-    assert len(chunks) == 4
-    joined = {tuple(p) for chunk in chunks for piece in chunk for p in piece}
-    assert joined == {tuple(p) for s in strokes for p in s}
+def test_replay_runs_at_the_pens_real_speed_and_a_speed_control():
+    prefix = timed_ink(4.0)
+    cont = [straight(30, prefix.end_point(), (2.0, 0.0))]
+    one = figures.replay_figure(prefix, cont, speed=1.0)
+    two = figures.replay_figure(prefix, cont, speed=2.0)
+    assert one.layout.meta["replay_seconds"] > 4.0  # the prefix alone took 4 s to write
+    assert two.layout.meta["replay_seconds"] == pytest.approx(one.layout.meta["replay_seconds"] / 2, rel=0.02)
+    duration = one.layout.updatemenus[0].buttons[0].args[1]["frame"]["duration"]
+    assert duration * (len(one.raw_frames) - 1) / 1000 == pytest.approx(one.layout.meta["replay_seconds"], rel=0.05)
+    assert one.layout.updatemenus[0].buttons[0].args[1]["frame"]["redraw"] is False
+
+
+def test_replay_frames_grow_the_ink_and_end_fully_drawn():
+    prefix = timed_ink(2.0)
+    conts = [straight(30, prefix.end_point()) for _ in range(2)]
+    fig = figures.replay_figure(prefix, conts)
+    static = [sum(v is not None for v in tr.x) for tr in fig.data[:-1]]
+    states = replay_state(fig)
+    assert sum(states[0]) <= 3  # frame 0: (almost) nothing drawn yet
+    assert states[-1] == static  # the last frame is the complete drawing, as shown before playing
+    totals = [sum(s) for s in states]
+    assert totals == sorted(totals)
+    fig.validated()  # the unvalidated frames are valid plotly
+
+
+def test_replay_without_times_uses_a_steady_pen():
+    ink = zigzag_ink(2, 30)
+    fig = figures.replay_figure(ink, [])
+    scale = figures.ink_scale(ink.points)
+    length = sum(np.linalg.norm(np.diff(s, axis=0), axis=1).sum() for s in ink.strokes)
+    expected = length / (figures.DEFAULT_PEN_SPEED * scale)
+    assert fig.layout.meta["replay_seconds"] == pytest.approx(expected, rel=0.5)
 
 
 def test_replay_payload_grows_with_points_not_frames_times_points():
-    prefix = zigzag_ink(3, 200)
-    conts = [Ink.from_offsets(np.tile([[1.0, 0.2, 0.0]], (400, 1)), start=(0, 0)) for _ in range(4)]
-    few = payload_bytes(figures.replay_figure(prefix, conts, prefix_frames=5, continuation_frames=5))
-    many = payload_bytes(figures.replay_figure(prefix, conts, prefix_frames=20, continuation_frames=30))
-    # 5x the frames costs far less than 5x the bytes: frames carry visibility flags, not points
-    assert many < 2 * few
+    prefix = timed_ink(3.0, 600)
+    conts = [straight(400, prefix.end_point(), (1.0, 0.2)) for _ in range(4)]
+    slow = payload_bytes(figures.replay_figure(prefix, conts, speed=0.25))  # 4x the frames
+    fast = payload_bytes(figures.replay_figure(prefix, conts, speed=1.0))
+    assert slow < 2.5 * fast
 
 
 # ----------------------------------------------------------------- surprise
 def test_kl_ink_colours_points_by_kl_and_marks_the_step():
     tr = fake_trace()
-    fig = figures.kl_ink_figure(tr, step=7)
+    fig = trace_views.kl_ink_figure(tr, step=7)
     markers = fig.data[1]
     np.testing.assert_allclose(markers.marker.color, np.round(tr.kl, 3))
-    cursor = fig.data[-1]
-    assert cursor.x[0] == pytest.approx(tr.points[7, 0], abs=0.06)  # rounded to 4 digits of the extent
+    cursor = fig.data[2]
+    assert cursor.x[0] == pytest.approx(tr.points[7, 0], abs=0.06)
     assert cursor.y[0] == pytest.approx(tr.points[7, 1], abs=0.06)
 
 
-def test_step_bars_have_kl_and_nll_and_one_cursor_per_panel():
+def cursor_xs(fig) -> list[float]:
+    return [d.x[0] for d in fig.data if d.meta == "time cursor"]
+
+
+def test_step_bars_have_explicit_colours_and_step_0_sets_no_range():
     tr = fake_trace(T=50)
-    fig = figures.step_bars_figure(tr, step=12)
+    tr.kl[0] = 500.0  # the start step: far above everything else
+    fig = trace_views.step_bars_figure(tr, step=12, max_bars=200)
     bars = [d for d in fig.data if isinstance(d, go.Bar)]
     assert len(bars) == 2
     np.testing.assert_allclose(bars[0].y, np.round(tr.kl, 3))
-    np.testing.assert_allclose(bars[1].y, np.round(tr.nll, 3))
-    assert shapes_at(fig) == [12, 12]
+    assert all(isinstance(c, str) and c.startswith("#") and len(c) == 7 for c in bars[0].marker.color)
+    assert fig.layout.yaxis.range[1] < 10  # not stretched by step 0
+    assert cursor_xs(fig) == [12, 12]
+
+
+def test_scale_color_interpolates_hex_stops():
+    scale = [[0.0, "#000000"], [1.0, "#ffffff"]]
+    assert figures.scale_color(scale, 0.5) == "#808080"
+    assert figures.scale_color(scale, 7) == "#ffffff" and figures.scale_color(scale, float("nan")) == "#000000"
 
 
 def test_long_inks_get_step_outlines_instead_of_bars():
     tr = fake_trace(T=300)
-    fig = figures.step_bars_figure(tr, step=5, max_bars=200)
+    fig = trace_views.step_bars_figure(tr, step=5)
     outlines = [d for d in fig.data if d.type == "scatter" and d.fill == "tozeroy"]
     assert len(outlines) == 2 and not [d for d in fig.data if d.type == "bar"]
-    np.testing.assert_allclose(outlines[0].y, np.round(tr.kl, 3))
     assert outlines[0].line.shape == "hvh"
 
 
-def test_step_is_clipped_into_range():
-    tr = fake_trace(T=30)
-    assert shapes_at(figures.step_bars_figure(tr, step=999)) == [29, 29]
-    assert shapes_at(figures.step_bars_figure(tr, step=None)) == []
-
-
 # ----------------------------------------------------------------- latent dynamics
-def test_pca_finds_the_dominant_direction_with_a_stable_sign():
-    rng = np.random.default_rng(1)
-    X = np.zeros((200, 4))
-    X[:, 2] = rng.normal(0, 5, 200)
-    X[:, 0] = rng.normal(0, 1, 200)
-    _, W, ratio = figures.pca_projection(X)
-    assert W.shape == (4, 2)
-    assert abs(W[2, 0]) == pytest.approx(1.0, abs=1e-3) and W[2, 0] > 0
-    assert ratio[0] > ratio[1] > 0
-    _, W2, _ = figures.pca_projection(-X)
-    np.testing.assert_allclose(W2, W, atol=1e-9)
+def test_whitened_departure_puts_the_prior_at_the_origin():
+    tr = fake_trace(T=30, Z=4)
+    dep, ratio = trace_views.whitened_departure(tr)
+    np.testing.assert_allclose(dep, (tr.post_mu - tr.prior_mu) / tr.prior_sigma)
+    np.testing.assert_allclose(ratio, tr.post_sigma / tr.prior_sigma)
 
 
-def test_pca_of_one_latent_dimension_pads_with_zeros():
-    _, W, _ = figures.pca_projection(np.arange(10.0)[:, None])
-    assert W.shape == (1, 2) and W[0, 1] == 0
+def test_departure_view_names_the_two_top_kl_dims_and_leaves_step_0_out():
+    tr = fake_trace(T=60, Z=5)
+    tr.kl_dims[:, 3] += 2.0  # now z4 carries the most KL, then z1
+    tr.post_mu[0] = 1e3  # a wild start step must not set the axes
+    fig = trace_views.latent_departure_figure(tr, step=5)
+    assert fig.layout.xaxis.title.text.startswith("z4 ") and fig.layout.yaxis.title.text.startswith("z1 ")
+    assert "(μq − μp)/σp" in fig.layout.xaxis.title.text
+    assert max(abs(v) for v in fig.layout.xaxis.range) < 100
+    posterior = [d for d in fig.data if d.name and d.name.startswith("posterior")][0]
+    assert 0 not in list(posterior.customdata)
+    assert any(d.name == "pen lift" for d in fig.data)
 
 
-def test_latent_pca_figure_shows_prior_and_posterior_paths_and_cursor():
-    tr = fake_trace()
-    fig = figures.latent_pca_figure(tr, step=5)
-    names = [d.name for d in fig.data if d.name]
-    assert any(n.startswith("prior") for n in names) and any(n.startswith("posterior") for n in names)
-    mean, W, _ = figures.pca_projection(tr.post_mu[1:])  # the start step stays out of the projection
-    post = (tr.post_mu - mean) @ W
-    cursor = fig.data[-1]
-    assert cursor.x[1] == pytest.approx(post[5, 0]) and cursor.y[1] == pytest.approx(post[5, 1])
-    paths = [d for d in fig.data if d.name and d.fill != "toself"]
-    assert all(len(d.x) == tr.steps - 1 and d.customdata[0] == 1 for d in paths)
-    # uncertainty ellipses are filled shapes
-    assert sum(d.fill == "toself" for d in fig.data) == 2
+def test_departure_view_says_when_the_latent_is_nearly_unused():
+    tr = fake_trace(T=40, Z=3)
+    tr.kl_dims[:] = 1e-4
+    tr.kl = tr.kl_dims.sum(1)
+    tr.post_mu, tr.post_sigma = tr.prior_mu.copy(), tr.prior_sigma.copy()
+    fig = trace_views.latent_departure_figure(tr, step=3)
+    assert any("nearly unused" in a.text for a in fig.layout.annotations)
+    assert fig.layout.xaxis.range[0] <= -1 and fig.layout.xaxis.range[1] >= 1  # the unit circle stays in view
 
 
-def test_projected_ellipse_matches_sigma_along_a_principal_axis():
-    W = np.eye(3)[:, :2]
-    xs, ys = figures._ellipses(np.zeros((1, 2)), np.array([[2.0, 0.5, 9.0]]), W, every=1)
-    x = np.array([v for v in xs if v is not None])
-    y = np.array([v for v in ys if v is not None])
-    assert np.abs(x).max() == pytest.approx(2.0, rel=0.02)
-    assert np.abs(y).max() == pytest.approx(0.5, rel=0.02)
-
-
-def test_latent_dims_figure_picks_the_most_active_units():
+def test_latent_dims_are_sorted_by_kl_named_and_scaled_without_step_0():
     tr = fake_trace(Z=10)
     tr.kl_dims[:, 7] += 5.0
-    fig = figures.latent_dims_figure(tr, step=3, max_dims=2)
+    tr.prior_mu[0] = 40.0
+    fig = trace_views.latent_dims_figure(tr, step=3, max_dims=2)
     titles = [fig.layout[f"yaxis{i if i > 1 else ''}"].title.text for i in (1, 2)]
-    assert titles == ["z1", "z8"]
-    assert shapes_at(fig) == [3, 3]
+    assert titles[0].startswith("z8<br>") and titles[1].startswith("z1<br>")
+    assert all(abs(v) < 10 for v in fig.layout.yaxis.range)
+    assert trace_views.shown_dims(tr, 2) == [7, 0]
+    assert cursor_xs(fig) == [3, 3]
 
 
-def test_active_dims_orders_by_mean_kl():
-    kl = np.array([[0.1, 3.0, 0.0, 1.0]] * 5)
-    assert figures.active_dims(kl, 2).tolist() == [1, 3]
-
-
-def test_kl_heatmap_is_dimension_by_time():
+def test_kl_heatmap_scales_each_unit_to_its_peak_and_sorts_units():
     tr = fake_trace(T=40, Z=6)
-    fig = figures.kl_heatmap_figure(tr, step=9)
-    z = np.asarray(fig.data[0].z)
+    tr.kl_dims[:, 4] *= 0.01  # a quiet unit with one burst
+    tr.kl_dims[20, 4] = 0.5
+    fig = trace_views.kl_heatmap_figure(tr, step=9)
+    z = np.array(fig.data[0].z, dtype=float)
     assert z.shape == (6, 40)
-    np.testing.assert_allclose(z, np.round(tr.kl_dims.T, 3))
-    assert shapes_at(fig) == [9]
+    assert np.all(np.isnan(z[:, 0]))  # step 0 sets nothing
+    assert fig.data[0].y[0].startswith("z1 ")  # the busiest unit first
+    quiet = [i for i, label in enumerate(fig.data[0].y) if label.startswith("z5 ")][0]
+    assert np.nanmax(z[quiet]) == pytest.approx(1.0) and np.nanargmax(z[quiet]) == 20
+    assert cursor_xs(fig) == [9]
 
 
-@pytest.mark.parametrize("builder", [figures.latent_pca_figure, figures.latent_dims_figure, figures.kl_heatmap_figure])
+@pytest.mark.parametrize("builder", [trace_views.latent_departure_figure, trace_views.latent_dims_figure,
+                                     trace_views.kl_heatmap_figure])
 def test_latent_views_explain_a_model_without_latents(builder):
     fig = builder(rnn_trace(), step=3)
     assert not fig.data
     assert "no latent" in fig.layout.annotations[0].text
 
 
+def test_linked_views_have_captions_and_a_player_spec_for_every_cursor():
+    tr = fake_trace(T=50, Z=8)
+    fig, spec = trace_views.trace_views(tr)
+    texts = " ".join(a.text for a in fig.layout.annotations)
+    for caption in trace_views.CAPTIONS.values():
+        assert caption.split()[0] in texts
+    assert not fig.layout.sliders and not [d for d in fig.data if d.meta == "time cursor"]
+    assert spec["steps"] == 50 and len(spec["readout"]) == 50 and spec["steps_per_s"] >= 20
+    axes = {k for k in fig.to_dict()["layout"] if k.startswith(("xaxis", "yaxis"))}
+    for c in spec["cursors"]:
+        assert c["xaxis"] in axes and c["yaxis"] in axes
+        if c["mode"] != "vline":
+            assert len(c["x"]) == 50 and len(c["y"]) == 50
+    vlines = [c for c in spec["cursors"] if c["mode"] == "vline"]
+    assert len(vlines) == 2 + 6 + 1  # KL, NLL, six dims, heatmap
+
+
+def test_animated_linked_views_play_with_frames_that_move_only_cursors():
+    tr = fake_trace(T=30, Z=3)
+    fig = trace_views.trace_views_figure(tr, max_frames=10)
+    assert len(fig.raw_frames) == 10 and fig.layout.sliders[0].steps[0].method == "animate"
+    moved = set(fig.raw_frames[0]["traces"])
+    assert all(fig.data[i].hoverinfo == "skip" for i in moved)
+    fig.validated()
+
+
+def test_linked_views_work_without_latents():
+    fig, spec = trace_views.trace_views(rnn_trace())
+    assert fig.data and spec["steps"] == 40
+    assert not any(d.type == "heatmap" for d in fig.data)
+
+
 def test_every_trace_view_stays_small_for_a_long_ink():
     tr = fake_trace(T=900, Z=16)
-    total = sum(payload_bytes(b(tr, step=100)) for b in (
-        figures.kl_ink_figure, figures.step_bars_figure, figures.latent_pca_figure,
-        figures.latent_dims_figure, figures.kl_heatmap_figure))
-    assert total < 1_000_000
+    fig, spec = trace_views.trace_views(tr)
+    assert payload_bytes(fig) + len(json.dumps(spec)) < 1_200_000
 
 
 # ----------------------------------------------------------------- samples, training, comparison, style
@@ -270,24 +352,39 @@ def test_samples_figure_one_panel_per_sample():
     assert len({d.xaxis for d in fig.data}) == 4
 
 
-def test_training_curves_from_progress_dicts_skip_missing_values():
-    hist = [{"step": s, "loss": 2.0 / (s + 1), "kl": 0.1, "nll": 1.9, "valid_elbo": None} for s in range(0, 50, 5)]
-    hist.append({"step": 50, "valid_elbo": -1.5, "loss": None})
+def test_training_curves_plot_the_elbo_and_validation_as_its_own_series():
+    hist = [{"phase": "train", "step": s, "loss": 2.0, "elbo": -1.5 + s / 100, "kl": 0.1, "nll": 1.4}
+            for s in range(0, 50, 5)]
+    # a validation report: its own keys (and, as older reports did, the training keys reused)
+    hist.append({"phase": "valid", "step": 25, "valid_elbo": -1.2, "valid_kl": 0.2, "valid_nll": 1.0,
+                 "kl": 9.0, "nll": 9.0, "loss": 9.0})
     fig = figures.training_curves_figure(hist)
     by_name = {d.name: d for d in fig.data}
-    assert len(by_name["training ELBO"].x) == 10
-    assert by_name["training ELBO"].y[0] == -2.0  # the loss is the negative ELBO
-    assert list(by_name["validation ELBO"].x) == [50]
-    assert by_name["KL"].xaxis == "x2" and by_name["training ELBO"].xaxis == "x"
+    assert list(by_name["training ELBO"].y)[:2] == [-1.5, -1.45]  # the ELBO, not -loss
+    assert 9.0 not in list(by_name["training KL"].y) and 9.0 not in list(by_name["training NLL"].y)
+    assert list(by_name["validation ELBO"].x) == [25] and list(by_name["validation KL"].y) == [0.2]
+    assert by_name["training KL"].xaxis == "x2" and by_name["training ELBO"].xaxis == "x"
+    assert not any("loss" in n for n in by_name)
     assert "Waiting" in figures.training_curves_figure([]).layout.annotations[0].text
 
 
-def test_comparison_groups_measures_by_model():
-    rows = [{"model": "VRNN", "measure": "ELBO", "value": -1.2}, {"model": "VRNN", "measure": "IWAE", "value": -1.1},
-            {"model": "RNN", "measure": "exact log-likelihood", "value": -1.3}]
+def test_training_curves_without_an_elbo_say_they_show_the_loss():
+    fig = figures.training_curves_figure([{"step": s, "loss": 2.0, "kl": 0.1, "nll": 1.9} for s in range(5)])
+    names = [d.name for d in fig.data]
+    assert "training ELBO" not in names and any("not the ELBO" in n for n in names)
+
+
+def test_comparison_colours_follow_the_measure_and_show_standard_errors():
+    rows = [{"model": "VRNN", "measure": "ELBO", "value": 1.2, "se": 0.01},
+            {"model": "RNN", "measure": "exact log-likelihood", "value": 1.3}]
     fig = figures.comparison_figure(rows)
-    assert [d.name for d in fig.data] == ["ELBO", "IWAE", "exact log-likelihood"]
-    assert list(fig.data[2].x) == ["RNN"]
+    assert [d.name for d in fig.data] == ["ELBO", "exact log-likelihood"]
+    assert fig.data[1].marker.color == figures.MEASURE_COLORS["exact"]  # not the IWAE colour at K = 0
+    assert list(fig.data[0].error_y.array) == [0.01]
+    rows.insert(1, {"model": "VRNN", "measure": "IWAE (K=16)", "value": 1.25, "se": 0.02})
+    fig = figures.comparison_figure(rows)
+    assert fig.data[1].marker.color == figures.MEASURE_COLORS["IWAE"]
+    assert fig.data[2].marker.color == figures.MEASURE_COLORS["exact"]
 
 
 def test_per_step_comparison_has_one_line_per_model():
@@ -297,8 +394,8 @@ def test_per_step_comparison_has_one_line_per_model():
 
 def test_presentation_style_is_bigger_everywhere():
     tr = fake_trace()
-    normal = figures.kl_ink_figure(tr, style=Style())
-    big = figures.kl_ink_figure(tr, style=Style.presentation())
+    normal = trace_views.kl_ink_figure(tr, style=Style())
+    big = trace_views.kl_ink_figure(tr, style=Style.presentation())
     assert big.layout.font.size > normal.layout.font.size
     assert big.data[0].line.width > normal.data[0].line.width
     assert big.data[1].marker.size > normal.data[1].marker.size
@@ -306,14 +403,17 @@ def test_presentation_style_is_bigger_everywhere():
 
 def test_figures_serialize_to_json():
     tr = fake_trace()
-    for fig in (figures.kl_ink_figure(tr, 3), figures.latent_pca_figure(tr, 3), figures.kl_heatmap_figure(tr, 3)):
-        json.loads(fig.to_json())  # no numpy scalars or NaN that plotly.js cannot read
+    fig, spec = trace_views.trace_views(tr, )
+    for f in (trace_views.kl_ink_figure(tr, 3), trace_views.latent_departure_figure(tr, 3),
+              trace_views.kl_heatmap_figure(tr, 3), fig):
+        json.loads(f.to_json())  # no numpy scalars or NaN that plotly.js cannot read
+    json.loads(json.dumps(spec, allow_nan=False))
 
 
-def test_latent_dims_subsample_long_inks_but_keep_the_cursor_exact():
+def test_latent_dims_subsample_long_inks():
     tr = fake_trace(T=900, Z=3)
-    fig = figures.latent_dims_figure(tr, step=451, max_points=300)
-    lines = [d for d in fig.data if d.mode == "lines" and d.fill != "toself"]  # mean lines, not bands
+    fig = trace_views.latent_dims_figure(tr, step=451, max_points=300)
+    lines = [d for d in fig.data if d.mode == "lines" and d.fill != "toself" and d.meta != "time cursor"]
     assert all(len(d.x) <= 300 for d in lines)
     assert lines[0].x[-1] >= 890  # still spans the whole ink
-    assert shapes_at(fig) == [451, 451, 451]
+    assert cursor_xs(fig) == [451, 451, 451]

@@ -235,7 +235,7 @@ def _kl_cmax(kl: np.ndarray) -> float:
     return float(max(np.percentile(rows, 98), 1e-3))
 
 
-def step_bars_panel(trace, step: int, axes: tuple[int, int], xd, yd, style: Style, max_bars: int = 200) -> Panel:
+def step_bars_panel(trace, step: int, axes: tuple[int, int], xd, yd, style: Style, max_bars: int = 60) -> Panel:
     """KL per step (upper axis) and NLL per step (lower axis); step 0 sets neither range."""
     kl = np.round(np.asarray(trace.kl, dtype=np.float64), 3)
     nll = np.round(np.asarray(trace.nll, dtype=np.float64), 3)
@@ -483,7 +483,7 @@ def kl_ink_figure(trace, step: int | None = None, style: Style = DEFAULT_STYLE, 
 
 
 def step_bars_figure(trace, step: int | None = None, style: Style = DEFAULT_STYLE, title: str | None = None,
-                     max_bars: int = 200) -> go.Figure:
+                     max_bars: int = 60) -> go.Figure:
     """KL per step (top) and NLL per step (bottom), nats; pen lifts marked; step 0 sets no range."""
     T = len(np.asarray(trace.kl))
     if T == 0:
