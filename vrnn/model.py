@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import CheckpointError, read_checkpoint, save_model
-from .fused import lstm_posterior_loop
+from .fused import lstm_gate_scale, lstm_posterior_loop
 from .distributions import GMMParams, gaussian_kl, gaussian_log_prob, sample_gmm_rows, softplus_sigma
 from .inference import Inference
 from .preprocess import Normalizer, PreprocessConfig
@@ -357,8 +357,12 @@ class VRNN(_Base):
         H, Fx = c.hidden, c.x_features
         enc_in, enc_out, phi_z = self.encoder.first, self.encoder.last, self.phi_z.first
         M = enc_in.out_features
-        px = self.phi_x(x)  # (B, T, Fx)
         enc_w, rnn_w = enc_in.weight, self.rnn.weight_ih
+        floor = c.z_sigma_floor
+        h, cell = state if state is not None else (x.new_zeros(B, H), x.new_zeros(B, H))
+        if c.rnn == "lstm":
+            return self._posterior_lstm(x, eps, h, cell)
+        px = self.phi_x(x)  # (B, T, Fx)
         # x halves of the encoder's first layer and of the RNN input matrix, all T at once
         enc_x = F.linear(px, enc_w[:, :Fx], enc_in.bias)  # (B, T, M)
         gin_x = F.linear(px, rnn_w[:, :Fx], self.rnn.bias_ih)  # (B, T, G)
@@ -369,13 +373,8 @@ class VRNN(_Base):
         w_z_t = rnn_w[:, Fx:].t()
         hw, hb = enc_out.weight, enc_out.bias
         zw, zb = phi_z.weight, phi_z.bias
-        floor = c.z_sigma_floor
-        h, cell = state if state is not None else (x.new_zeros(B, H), x.new_zeros(B, H))
-        if c.rnn == "lstm":  # the loop with a hand-written backward (vrnn/fused.py)
-            hp, mu, sigma, z, pz, h, cell = lstm_posterior_loop(enc_x, gin_x, eps, w_h, b_h, hw, hb, zw, zb,
-                                                                rnn_w[:, Fx:], h, cell, floor)
-            return _Posterior(h_prev=hp, mu=mu, sigma=sigma, z=z, phi_z=pz, state=(h, cell))
-        # GRU: autograd through the loop; unbind, not x[:, t]: indexing inside the loop costs a full-size gradient per step
+        # GRU: autograd through the loop. unbind, not x[:, t]: indexing inside the loop costs a
+        # full-size gradient per step
         enc_xs, gin_xs = enc_x.unbind(1), gin_x.unbind(1)
         eps_s = eps.unbind(1) if eps is not None else [None] * T
         loop_h, loop_z = _LoopWeight(w_h_t), _LoopWeight(w_z_t)
@@ -395,6 +394,29 @@ class VRNN(_Base):
             pzs.append(pz)
         st = lambda v: torch.stack(v, 1)  # noqa: E731
         return _Posterior(h_prev=st(hs), mu=st(mus), sigma=st(sigmas), z=st(zs), phi_z=st(pzs), state=(h, cell))
+
+    def _posterior_lstm(self, x: torch.Tensor, eps: torch.Tensor | None, h0, c0) -> _Posterior:
+        """:meth:`posterior_pass` for an LSTM: the loop of ``vrnn/fused.py`` (time-major inside)."""
+        c = self.config
+        Fx, Z = c.x_features, c.latent
+        enc_in, enc_out = self.encoder.first, self.encoder.last
+        rnn, floor = self.rnn, c.z_sigma_floor
+        gs = lstm_gate_scale(c.hidden, x)[:, None]  # the g gate rows doubled: one sigmoid for all gates
+        px = self.phi_x(x.transpose(0, 1))  # (T, B, Fx)
+        # everything that reads neither h nor z, for all T at once, biases included
+        w_x = torch.cat([enc_in.weight[:, :Fx], rnn.weight_ih[:, :Fx] * gs], 0)
+        b_x = torch.cat([enc_in.bias, (rnn.bias_ih + rnn.bias_hh) * gs[:, 0]])
+        xin = F.linear(px, w_x, b_x)  # (T, B, M + 4H)
+        w_h = torch.cat([enc_in.weight[:, Fx:], rnn.weight_hh * gs], 0)
+        eps_tm = eps.transpose(0, 1) if eps is not None else None
+        qb = enc_out.bias if eps is None else F.pad(floor * eps_tm, (0, Z)) + enc_out.bias
+        hs, qo, z, pz, c_last = lstm_posterior_loop(xin, qb, eps_tm, w_h, enc_out.weight, self.phi_z.first.weight,
+                                                    self.phi_z.first.bias, rnn.weight_ih[:, Fx:] * gs, h0, c0)
+        mu = qo[..., :Z] if eps is None else qo[..., :Z] - floor * eps_tm
+        sigma = F.softplus(qo[..., Z:]) + floor
+        bt = lambda v: v.transpose(0, 1)  # noqa: E731
+        return _Posterior(h_prev=bt(hs[:-1]), mu=bt(mu), sigma=bt(sigma), z=bt(z), phi_z=bt(pz),
+                          state=(hs[-1], c_last))
 
     def terms(self, x: torch.Tensor, eps: torch.Tensor | None) -> Terms:
         """All per-step terms: posterior pass, then prior, decoder, KL and NLL for all T."""
