@@ -259,7 +259,17 @@ def test_exports(tiny_models):
     html = exports.figure_html(figures.ink_figure([ink]))
     assert "<html>" in html and "plotly" in html.lower()
     assert exports.safe_stem("my file/../x.json") == "x"
-    assert exports.safe_stem("Hello, world") == "Hello__world"
+    assert exports.safe_stem("Hello, world") == "Hello-world"
+    assert exports.safe_stem("Latent mean ± σ") == "Latent-mean"  # no "ink-Latent_mean___σ"
+
+
+def test_exported_replay_waits_for_its_button():
+    ink = line_ink()
+    html = exports.figure_html(figures.replay_figure(ink, [ink.transformed(shift=(100.0, 0.0))]))
+    page_script = html.split("Plotly.newPlot(")[-1]  # the page's own code, after the plotly.js bundle
+    assert "Plotly.animate(" not in page_script
+    fig = figures.replay_figure(ink, [])
+    assert "Plotly.animate(" in fig.to_html(include_plotlyjs=False, auto_play=True)  # what the default would do
 
 
 def test_model_zip_unpacks_to_a_loadable_checkpoint(tiny_models, tmp_path):

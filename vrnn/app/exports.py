@@ -28,7 +28,9 @@ def inks_svg(inks: Sequence[Ink]) -> str:
 
 def figure_html(fig) -> str:
     """A standalone HTML page of a plotly figure, usable offline (plotly.js embedded)."""
-    return fig.to_html(include_plotlyjs=True, full_html=True,
+    # auto_play=False: an animated figure (pen replay, linked views) waits for its own
+    # Replay / Play button, at the speed chosen in the app, instead of playing at once
+    return fig.to_html(include_plotlyjs=True, full_html=True, auto_play=False,
                        config={"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}})
 
 
@@ -56,5 +58,6 @@ def safe_stem(name: str | None, default: str = "ink") -> str:
     if not name:
         return default
     stem = Path(str(name)).stem if "." in str(name) else str(name)
-    cleaned = "".join(c if c.isalnum() or c in "-_" else "_" for c in stem).strip("_")
-    return cleaned[:40] or default
+    ascii_only = stem.encode("ascii", "ignore").decode()
+    words = "".join(c if c.isalnum() else " " for c in ascii_only).split()
+    return "-".join(words)[:40].strip("-") or default

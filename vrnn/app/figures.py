@@ -34,7 +34,6 @@ PALETTE = ("#2563eb", "#ea580c", "#16a34a", "#c026d3", "#0891b2", "#ca8a04", "#d
            "#65a30d", "#db2777", "#0d9488", "#9333ea")
 # Surprise (KL): pale slate for "expected" to deep red for "surprised".
 SURPRISE_SCALE = [[0.0, "#cbd5e1"], [0.35, "#fbbf24"], [0.7, "#f97316"], [1.0, "#b91c1c"]]
-KL_HEATMAP_SCALE = [[0.0, "#f8fafc"], [0.25, "#fde68a"], [0.6, "#f97316"], [1.0, "#7f1d1d"]]
 NO_LATENTS = "This model has no latent variables (RNN-GMM baseline)"
 
 
@@ -128,18 +127,6 @@ def _grid(rows: int, cols: int, hspace: float = 0.03, vspace: float = 0.05):
             left = c * (w + hspace)
             cells.append(((left, left + w), (max(0.0, top - h), top)))
     return cells
-
-
-def _stacked_axes(rows: int, vspace: float, x_title: str | None = None) -> dict:
-    """Rows sharing one time axis: y axes stacked top to bottom, x axes matched to the bottom one."""
-    layout = {}
-    for r, (_, yd) in enumerate(_grid(rows, 1, vspace=vspace)):
-        last = r == rows - 1
-        layout[_axis_name("x", r)] = dict(anchor=_axis_ref("y", r), domain=[0.0, 1.0], showticklabels=last,
-                                          **({} if r == 0 else {"matches": "x"}),
-                                          **({"title": dict(text=x_title)} if last and x_title else {}))
-        layout[_axis_name("y", r)] = dict(anchor=_axis_ref("x", r), domain=list(yd))
-    return layout
 
 
 def _figure(data: list[dict], layout: dict, style: Style, title: str | None = None, height: int | None = None,
