@@ -235,3 +235,37 @@ def test_named_layers_are_the_sequential_positions():
     with pytest.raises(AttributeError):
         v.prior.middle
     assert "decoder.4.weight" in v.state_dict()  # checkpoint keys unchanged
+
+
+@pytest.mark.parametrize("with_eps", [True, False])
+def test_fused_lstm_loop_equals_autograd_in_every_output_and_gradient(with_eps):
+    # every output of the posterior pass, the final state included, under a random linear read-out
+    torch.manual_seed(3)
+    m = VRNN(VRNNConfig(**TINY))
+    x, _ = _batch(B=3, T=11)
+    x.requires_grad_(True)
+    eps = torch.randn(3, 11, 4) if with_eps else None
+    state = (torch.randn(3, 24), torch.randn(3, 24))
+    fused = m.posterior_pass(x, eps, state)
+    ref = m._posterior_autograd(x, eps, *state)
+    names = ("h_prev", "mu", "sigma", "z", "phi_z")
+    g = torch.Generator().manual_seed(0)
+    weights = {k: torch.randn(getattr(ref, k).shape, generator=g) for k in names}
+    w_state = torch.randn(3, 24, generator=g)
+
+    def readout(q):
+        return sum((getattr(q, k) * weights[k]).sum() for k in names) + (q.state[0] * w_state).sum()
+
+    for k in names:
+        torch.testing.assert_close(getattr(fused, k), getattr(ref, k), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fused.state[0], ref.state[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fused.state[1], ref.state[1], rtol=1e-5, atol=1e-5)
+    params = [p for p in m.parameters() if p.requires_grad]
+    ga = torch.autograd.grad(readout(fused), params + [x], allow_unused=True)
+    gb = torch.autograd.grad(readout(ref), params + [x], allow_unused=True)
+    for (name, _), u, v in zip(list(m.named_parameters()) + [("x", None)], ga, gb):
+        if u is None or v is None:
+            assert u is None or float(u.abs().sum()) == 0.0, name
+            assert v is None or float(v.abs().sum()) == 0.0, name
+            continue
+        torch.testing.assert_close(u, v, rtol=1e-4, atol=1e-5, msg=name)

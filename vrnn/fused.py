@@ -53,23 +53,27 @@ def _run(xin, qb, eps, w_h, wq, wz, bz, wiz, h0, c0):
     hs, cs, tcs, tgs = new(T + 1, B, H), new(T + 1, B, H), new(T, B, H), new(T, B, H)
     es, qos, zs, pzs, acts = new(T, B, M), new(T, B, 2 * Z), new(T, B, Z), new(T, B, Fz), new(T, B, 4 * H)
     hs[0], cs[0] = h0, c0
-    per_step_qb = qb.dim() == 3
+    # every per-step view made once, in C++ (unbind), not by indexing in the loop
+    u = lambda v: v.unbind(0)  # noqa: E731
+    xin_, hs_, cs_, tcs_, tgs_, es_, qos_, zs_, pzs_, acts_ = map(u, (xin, hs, cs, tcs, tgs, es, qos, zs, pzs, acts))
+    m_, raw_ = u(qos[:, :, :Z]), u(qos[:, :, Z:])
+    si_, sf_, sg_, so_ = (u(acts[:, :, k * H : (k + 1) * H]) for k in range(4))
+    qb_ = u(qb) if qb.dim() == 3 else [qb] * T
+    eps_ = u(eps) if eps is not None else None
     for t in range(T):
-        hp = torch.addmm(xin[t], hs[t], w_h_t)  # (B, M + 4H): [a | u]
-        e = torch.clamp_min(hp[:, :M], 0.0, out=es[t])
-        qo = torch.addmm(qb[t] if per_step_qb else qb, e, wq_t, out=qos[t])
-        if eps is not None:
-            z = torch.addcmul(qo[:, :Z], F.softplus(qo[:, Z:]), eps[t], out=zs[t])
+        hp = torch.addmm(xin_[t], hs_[t], w_h_t)  # (B, M + 4H): [a | u]
+        e = torch.clamp_min(hp[:, :M], 0.0, out=es_[t])
+        torch.addmm(qb_[t], e, wq_t, out=qos_[t])
+        if eps_ is not None:
+            z = torch.addcmul(m_[t], F.softplus(raw_[t]), eps_[t], out=zs_[t])
         else:
-            z = zs[t].copy_(qo[:, :Z])
-        pz = torch.addmm(bz, z, wz_t, out=pzs[t]).clamp_min_(0.0)
-        u = hp[:, M:].addmm_(pz, wiz_t)
-        s = torch.sigmoid(u, out=acts[t])
-        tg = torch.add(s[:, 2 * H : 3 * H], s[:, 2 * H : 3 * H], out=tgs[t]).sub_(1.0)
-        c_new = torch.mul(s[:, H : 2 * H], cs[t], out=cs[t + 1]).addcmul_(s[:, :H], tg)
+            z = zs_[t].copy_(m_[t])
+        pz = torch.addmm(bz, z, wz_t, out=pzs_[t]).clamp_min_(0.0)
+        torch.sigmoid(hp[:, M:].addmm_(pz, wiz_t), out=acts_[t])
+        tg = torch.add(sg_[t], sg_[t], out=tgs_[t]).sub_(1.0)
+        c_new = torch.mul(sf_[t], cs_[t], out=cs_[t + 1]).addcmul_(si_[t], tg)
         sc = torch.sigmoid(c_new * 2.0)
-        tc = torch.add(sc, sc, out=tcs[t]).sub_(1.0)
-        torch.mul(s[:, 3 * H :], tc, out=hs[t + 1])
+        torch.mul(so_[t], torch.add(sc, sc, out=tcs_[t]).sub_(1.0), out=hs_[t + 1])
     return hs, cs, tcs, tgs, es, qos, zs, pzs, acts
 
 
@@ -100,24 +104,31 @@ class _LSTMPosteriorLoop(torch.autograd.Function):
         ones = hs.new_ones(B, H)
         dh = g_hs[T]
         dc = hs.new_zeros(B, H)
+        u = lambda v: v.unbind(0)  # noqa: E731
+        acts_, tgs_, tcs_, cs_, es_, pzs_, d_az_, d_qo_, d_hp_ = map(u, (acts, tgs, tcs, cs, es, pzs, d_az, d_qo, d_hp))
+        si_, sf_, so_ = (u(acts[:, :, k * H : (k + 1) * H]) for k in (0, 1, 3))
+        du_, dae_ = u(d_hp[:, :, M:]), u(d_hp[:, :, :M])
+        dm_, draw_ = u(d_qo[:, :, :Z]), u(d_qo[:, :, Z:])
+        g_hs_, g_zs_, g_pzs_ = u(g_hs), u(g_zs), u(g_pzs)
+        g_m_, g_raw_ = u(g_qos[:, :, :Z]), u(g_qos[:, :, Z:])
+        eps_sig_ = u(eps_sig) if eps is not None else None
         for t in range(T - 1, -1, -1):
-            s, tg, tc = acts[t], tgs[t], tcs[t]
-            dtc = dh * s[:, 3 * H :]
+            s, tg, tc = acts_[t], tgs_[t], tcs_[t]
+            dtc = dh * so_[t]
             dc = torch.addcmul(dc, dtc, torch.addcmul(ones, tc, tc, value=-1.0))  # tanh'(c')
-            dpre = torch.cat([dc * tg, dc * cs[t], dc * s[:, :H], dh * tc], 1)  # d [s_i, s_f, tanh g, s_o]
+            dpre = torch.cat([dc * tg, dc * cs_[t], dc * si_[t], dh * tc], 1)  # d [s_i, s_f, tanh g, s_o]
             sco = s * coef
-            du = torch.mul(dpre, torch.addcmul(sco, sco, s, value=-1.0), out=d_hp[t, :, M:])
-            dc = dc * s[:, H : 2 * H]
-            daz = _threshold_backward(torch.addmm(g_pzs[t], du, wiz), pzs[t], 0.0, grad_input=d_az[t])
-            dz = torch.addmm(g_zs[t], daz, wz)
-            dq = d_qo[t]
-            torch.add(dz, g_qos[t, :, :Z], out=dq[:, :Z])
-            if eps is not None:
-                torch.addcmul(g_qos[t, :, Z:], dz, eps_sig[t], out=dq[:, Z:])
+            du = torch.mul(dpre, torch.addcmul(sco, sco, s, value=-1.0), out=du_[t])
+            dc = dc * sf_[t]
+            daz = _threshold_backward(torch.addmm(g_pzs_[t], du, wiz), pzs_[t], 0.0, grad_input=d_az_[t])
+            dz = torch.addmm(g_zs_[t], daz, wz)
+            torch.add(dz, g_m_[t], out=dm_[t])
+            if eps_sig_ is not None:
+                torch.addcmul(g_raw_[t], dz, eps_sig_[t], out=draw_[t])
             else:
-                dq[:, Z:].copy_(g_qos[t, :, Z:])
-            _threshold_backward(dq @ wq, es[t], 0.0, grad_input=d_hp[t, :, :M])
-            dh = torch.addmm(g_hs[t], d_hp[t], w_h)
+                draw_[t].copy_(g_raw_[t])
+            _threshold_backward(d_qo_[t] @ wq, es_[t], 0.0, grad_input=dae_[t])
+            dh = torch.addmm(g_hs_[t], d_hp_[t], w_h)
         flat = lambda v: v.reshape(-1, v.shape[-1])  # noqa: E731
         dw_h = flat(d_hp).t() @ flat(hs[:-1])
         dwq = flat(d_qo).t() @ flat(es)

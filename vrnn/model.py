@@ -75,7 +75,7 @@ class VRNNConfig:
 
 @dataclass
 class Latents:
-    """The latent side of a VRNN pass; every field ``(B, T, Z)`` but ``log_ratio (B, T)``."""
+    """The latent side of a VRNN pass; every field ``(B, T, Z)``."""
 
     prior_mu: torch.Tensor  # p(z_t | h_{t-1})
     prior_sigma: torch.Tensor
@@ -83,7 +83,13 @@ class Latents:
     post_sigma: torch.Tensor
     z: torch.Tensor  # the sample the recurrence used (the posterior mean when no noise was given)
     kl_dims: torch.Tensor  # KL(q || p) per dimension, nats
-    log_ratio: torch.Tensor  # log p(z_t | h_{t-1}) - log q(z_t | x_t, h_{t-1}), summed over dimensions
+
+    @property
+    def log_ratio(self) -> torch.Tensor:
+        """``(B, T)``: ``log p(z_t | h_{t-1}) - log q(z_t | x_t, h_{t-1})`` (the IWAE weights'
+        latent part); computed on demand, training never needs it."""
+        return (gaussian_log_prob(self.z, self.prior_mu, self.prior_sigma)
+                - gaussian_log_prob(self.z, self.post_mu, self.post_sigma)).sum(-1)
 
 
 @dataclass
@@ -352,16 +358,20 @@ class VRNN(_Base):
         ``eps (B, T, Z)``: standard normal noise for ``z = mu_q + sigma_q * eps``
         (``None``: use the posterior mean). ``state``: ``(h, c)`` to start from (zeros).
         """
+        B, H = x.shape[0], self.config.hidden
+        h, cell = state if state is not None else (x.new_zeros(B, H), x.new_zeros(B, H))
+        if self.config.rnn == "lstm":
+            return self._posterior_lstm(x, eps, h, cell)
+        return self._posterior_autograd(x, eps, h, cell)
+
+    def _posterior_autograd(self, x: torch.Tensor, eps: torch.Tensor | None, h, cell) -> _Posterior:
+        """:meth:`posterior_pass` stepped with autograd (GRU; for an LSTM, the reference of the fused loop)."""
         c = self.config
-        B, T, _ = x.shape
-        H, Fx = c.hidden, c.x_features
+        T, Fx = x.shape[1], c.x_features
         enc_in, enc_out, phi_z = self.encoder.first, self.encoder.last, self.phi_z.first
         M = enc_in.out_features
         enc_w, rnn_w = enc_in.weight, self.rnn.weight_ih
         floor = c.z_sigma_floor
-        h, cell = state if state is not None else (x.new_zeros(B, H), x.new_zeros(B, H))
-        if c.rnn == "lstm":
-            return self._posterior_lstm(x, eps, h, cell)
         px = self.phi_x(x)  # (B, T, Fx)
         # x halves of the encoder's first layer and of the RNN input matrix, all T at once
         enc_x = F.linear(px, enc_w[:, :Fx], enc_in.bias)  # (B, T, M)
@@ -421,11 +431,16 @@ class VRNN(_Base):
     def terms(self, x: torch.Tensor, eps: torch.Tensor | None) -> Terms:
         """All per-step terms: posterior pass, then prior, decoder, KL and NLL for all T."""
         q = self.posterior_pass(x, eps)
-        mu_p, sigma_p = self.gaussian(self.prior(q.h_prev))  # p(z_t | h_{t-1})
-        gmm = self.decode(self.decoder(torch.cat([q.phi_z, q.h_prev], -1)))  # p(x_t | z_t, h_{t-1})
-        log_ratio = (gaussian_log_prob(q.z, mu_p, sigma_p) - gaussian_log_prob(q.z, q.mu, q.sigma)).sum(-1)
+        # the two reads of h_{t-1} outside the loop (prior and decoder first layers) as one matmul
+        p1, d1, Fz = self.prior.first, self.decoder.first, self.config.z_features
+        a_h = F.linear(q.h_prev, torch.cat([p1.weight, d1.weight[:, Fz:]]), torch.cat([p1.bias, d1.bias]))
+        a_p, a_d = a_h.split([p1.out_features, d1.out_features], -1)
+        mu_p, sigma_p = self.gaussian(self.prior.last(torch.relu(a_p)))  # p(z_t | h_{t-1})
+        d = torch.relu(torch.addmm(a_d.reshape(-1, a_d.shape[-1]), q.phi_z.reshape(-1, Fz), d1.weight[:, :Fz].t()))
+        raw = self.decoder.last(torch.relu(self.decoder.middle(d))).view(*x.shape[:2], -1)
+        gmm = self.decode(raw)  # p(x_t | z_t, h_{t-1})
         latents = Latents(prior_mu=mu_p, prior_sigma=sigma_p, post_mu=q.mu, post_sigma=q.sigma, z=q.z,
-                          kl_dims=gaussian_kl(q.mu, q.sigma, mu_p, sigma_p), log_ratio=log_ratio)
+                          kl_dims=gaussian_kl(q.mu, q.sigma, mu_p, sigma_p))
         return Terms(nll=gmm.nll(x), gmm=gmm, h_prev=q.h_prev, state=q.state, latents=latents)
 
     def forward(
