@@ -385,8 +385,8 @@ def test_tabs_presentation_mode_and_memory_after_20_interactions(browser, app_se
     try:
         rss_start = server_rss_mb(proc)
         interactions = 0
-        for stroke in fit_strokes(synthetic_word("hello", False), canvas_box(page)):
-            wait_views(page, draw_stroke(page, stroke, every=3))
+        for stroke in word_strokes(canvas_box(page), "ab"):  # three strokes: Undo below leaves two
+            wait_views(page, draw_stroke(page, stroke))
             interactions += 1
         for _ in range(2):
             page.get_by_role("button", name="More").click()
@@ -414,8 +414,13 @@ def test_tabs_presentation_mode_and_memory_after_20_interactions(browser, app_se
         interactions += 2
         page.get_by_role("tab", name="Pen replay").click()
         wait_idle(page)
+        drawn = ("() => Array.from(document.querySelectorAll('.st-key-replay .scatterlayer path.js-line'))"
+                 ".reduce((n, p) => n + (p.getAttribute('d') || '').length, 0)")
+        complete = page.evaluate(drawn)
         plotly_button(page, "replay", "Replay").click()
-        page.wait_for_timeout(1500)  # the prefix is being written at the pen's speed
+        page.wait_for_timeout(400)
+        assert page.evaluate(drawn) < 0.6 * complete  # it starts from an empty page, at the pen's speed
+        page.wait_for_timeout(1800)  # the prefix is being written
         shoot(page, shots_dir, "app_replay.png")
         interactions += 2
         page.get_by_role("tab", name="Surprise").click()

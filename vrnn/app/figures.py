@@ -503,8 +503,9 @@ def replay_figure(prefix, continuations: Sequence, speed: float = 1.0, style: St
 
     def segment(k: int, a: int, b: int) -> dict:
         p, _, ids, _ = lines[k]
-        if b - a < 1:
-            return {"x": [], "y": []}
+        if b - a < 2:  # nothing to draw yet: one point (an empty update does not clear a line without a redraw)
+            q = _round(p[min(a, len(p) - 1)], extent)
+            return {"x": [float(q[0])], "y": [float(q[1])]}
         seg, sid = _round(p[a:b], extent), ids[a:b]
         xs, ys = [], []
         for j in range(len(seg)):
@@ -550,7 +551,7 @@ def replay_figure(prefix, continuations: Sequence, speed: float = 1.0, style: St
             if f == 0:  # the replay always starts at frame 0: empty every later block
                 for bb in range(1, n_blocks):
                     traces.append(index[k, bb])
-                    fd.append({"x": [], "y": []})
+                    fd.append(segment(k, block_start(k, bb), block_start(k, bb)))
             traces.append(index[k, b])
             fd.append(segment(k, block_start(k, b), int(counts[k][f])))
         frames.append(dict(name=str(f), data=fd + [tips(f)], traces=traces + [tip_index]))

@@ -182,7 +182,7 @@ class Panel:
 
 
 # ---------------------------------------------------------------- panels
-def kl_ink_panel(trace, step: int, ax: int, xd, yd, style: Style) -> Panel:
+def kl_ink_panel(trace, step: int, ax: int, xd, yd, style: Style, colorbar_px: int | None = None) -> Panel:
     pts = np.asarray(trace.points, dtype=np.float64)
     T = len(pts)
     extent = _extent(pts)
@@ -197,7 +197,9 @@ def kl_ink_panel(trace, step: int, ax: int, xd, yd, style: Style) -> Panel:
         dict(type="scatter", x=rp[:, 0], y=rp[:, 1], mode="markers", showlegend=False,
              marker=dict(size=style.marker_size + 1, color=np.round(kl, 3), colorscale=SURPRISE_SCALE, cmin=0,
                          cmax=cmax, line=dict(width=0),
-                         colorbar=dict(title=dict(text="KL<br>nats", side="top"), thickness=10, len=yd[1] - yd[0],
+                         colorbar=dict(title=dict(text="KL<br>nats", side="top"), thickness=10,
+                                       **({"len": colorbar_px, "lenmode": "pixels"} if colorbar_px else
+                                          {"len": yd[1] - yd[0]}),
                                        x=xd[1] + 0.01, xanchor="left", y=(yd[0] + yd[1]) / 2, yanchor="middle")),
              customdata=np.arange(T), hovertemplate="step %{customdata}<br>KL %{marker.color:.2f} nats<extra></extra>",
              **refs),
@@ -630,7 +632,8 @@ def trace_views_figure(trace, style: Style = DEFAULT_STYLE, step: int = 0, max_d
     yd1 = band(rows[0])
     k = min(Z, max_dims)
     if wide:
-        add(kl_ink_panel(trace, s0, 0, full, yd1, style), kl_title, CAPTIONS["kl_ink"], full, yd1, width_px)
+        add(kl_ink_panel(trace, s0, 0, full, yd1, style, colorbar_px=max(rows[0], 110)), kl_title, CAPTIONS["kl_ink"],
+            full, yd1, width_px)
         if latent:
             yd2 = band(rows[1])
             add(departure_panel(trace, s0, 1, left, yd2, style), "Posterior vs prior, whitened",
