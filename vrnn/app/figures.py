@@ -680,7 +680,7 @@ def comparison_figure(rows: Sequence[dict], style: Style = DEFAULT_STYLE, title:
             bar["error_y"] = dict(type="data", array=[round(s, 4) for s in se], visible=True, color=INK_COLOR,
                                   thickness=1.5, width=6)
         data.append(bar)
-    layout = dict(barmode="group", yaxis=dict(title=dict(text="log-likelihood (bound), nats/point, higher is better")))
+    layout = dict(barmode="group", yaxis=dict(title=dict(text="nats/point (higher is better)")))
     return _figure(data, layout, style, title, height=style.scaled_height(1.0), legend=True)
 
 
@@ -693,7 +693,8 @@ def per_step_comparison_figure(curves: dict[str, np.ndarray], step: int | None =
     for i, (name, values) in enumerate(curves.items()):
         v = np.asarray(values, dtype=np.float64)
         T = max(T, len(v))
-        data.append(dict(type="scatter", x=np.arange(len(v)), y=np.round(v, 3), mode="lines", name=name,
+        y = [round(float(a), 3) if np.isfinite(a) else None for a in v]  # NaN (e.g. step 0, not scored): a gap
+        data.append(dict(type="scatter", x=np.arange(len(v)), y=y, mode="lines", name=name,
                          line=dict(color=colors[i % len(colors)], width=style.line_width * 0.6)))
     if not data:
         return _empty("Nothing to compare", style, title)

@@ -228,7 +228,9 @@ def compare_tab(ink: Ink, service: ModelService, trace_seed: int, style: figures
         curves = {f"{latent.name}: −(KL + NLL), one z sample": -(np.asarray(tv.kl) + np.asarray(tv.nll)),
                   f"{baseline.name}: −NLL (exact)": -np.asarray(tr.nll)}
         with b:
-            chart(figures.per_step_comparison_figure({k: v[1:] for k, v in curves.items()}, style=style,
+            for v in curves.values():
+                v[0] = np.nan  # step 0 is given, not scored
+            chart(figures.per_step_comparison_figure(curves, style=style,
                                                      title="Per step along the ink (step 0 is given)"),
                   "compare_steps")
 

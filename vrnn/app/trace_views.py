@@ -152,7 +152,7 @@ def _heading(title: str, caption: str | None, x: float, y_top: float, style: Sty
     return notes
 
 
-def _wrap(text: str, width_px: int, font_size: int, max_lines: int = 4) -> str:
+def _wrap(text: str, width_px: int, font_size: int, max_lines: int = 6) -> str:
     """Break a caption into lines that fit ``width_px`` (plotly does not wrap text)."""
     per_line = max(20, int(width_px / (0.6 * font_size)))
     words, lines, cur = text.split(), [], ""
@@ -598,7 +598,9 @@ def trace_views_figure(trace, style: Style = DEFAULT_STYLE, step: int = 0, max_d
     heat_px = int(min(max(18 * Z + 40, style.height * 0.55), style.height * 1.2))
     # vertical plan in pixels: the player on top, then rows of panels, each under a heading
     player = int(fs * 6.5) if animated else 4  # the in-figure slider and buttons (exports)
-    head = int(fs * 6.6)
+    half_px = int(width_px * 0.37)
+    caption_lines = max(_wrap(c, half_px, fs - 1).count("<br>") + 1 for c in CAPTIONS.values())
+    head = int(fs * 2.4 + (fs - 1) * 1.3 * caption_lines + 8)  # title and caption above each panel
     under = int(fs * 3.5)  # room for an x-axis title under a panel
     if wide:
         ink_px = int(np.clip(width_px * 0.9 * 1.4 * span[1] / span[0], 90, 260))
@@ -616,9 +618,8 @@ def trace_views_figure(trace, style: Style = DEFAULT_STYLE, step: int = 0, max_d
         y = lo - under / height
         return (max(lo, 0.0), top)
 
-    left, right = (0.0, 0.40), (0.55, 0.95)
+    left, right = (0.0, 0.40), (0.58, 0.95)
     full = (0.0, 0.93)
-    half_px = int(width_px * 0.40)
     panels: list[Panel] = []
     s0 = _start_step(step, T)
 
