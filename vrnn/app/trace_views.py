@@ -144,8 +144,10 @@ def _heading(title: str, caption: str | None, x: float, y_top: float, style: Sty
     fs = style.font_size
     text = _wrap(caption, width_px, fs - 1) if caption else ""
     lines = text.count("<br>") + 1 if caption else 0
-    notes = [dict(text=f"<b>{title}</b>", x=x, y=y_top, xref="paper", yref="paper", xanchor="left", yanchor="bottom",
-                  showarrow=False, yshift=int(lines * (fs - 1) * 1.3 + 6), font=dict(size=fs + 1, color=INK_COLOR))]
+    title = _wrap(title, width_px, int((fs + 1) * 1.1), max_lines=2)  # bold: a little wider per character
+    notes = [dict(text="<b>" + title.replace("<br>", "</b><br><b>") + "</b>", x=x, y=y_top, xref="paper", yref="paper", xanchor="left", yanchor="bottom",
+                  showarrow=False, yshift=int(lines * (fs - 1) * 1.3 + 6), align="left",
+                  font=dict(size=fs + 1, color=INK_COLOR))]
     if caption:
         notes.append(dict(text=text, x=x, y=y_top, xref="paper", yref="paper", xanchor="left", yanchor="bottom",
                           showarrow=False, yshift=4, align="left", font=dict(size=fs - 1, color="#475569")))
@@ -600,7 +602,7 @@ def trace_views_figure(trace, style: Style = DEFAULT_STYLE, step: int = 0, max_d
     player = int(fs * 6.5) if animated else 4  # the in-figure slider and buttons (exports)
     half_px = int(width_px * 0.37)
     caption_lines = max(_wrap(c, half_px, fs - 1).count("<br>") + 1 for c in CAPTIONS.values())
-    head = int(fs * 2.4 + (fs - 1) * 1.3 * caption_lines + 8)  # title and caption above each panel
+    head = int(fs * 3.4 + (fs - 1) * 1.3 * caption_lines + 8)  # title (up to 2 lines) and caption above each panel
     under = int(fs * 3.5)  # room for an x-axis title under a panel
     if wide:
         ink_px = int(np.clip(width_px * 0.9 * 1.4 * span[1] / span[0], 90, 260))
