@@ -56,7 +56,7 @@ class Style:
 
 
 DEFAULT_STYLE = Style()
-_AXIS = dict(gridcolor="#edf1f6", linecolor="#cbd5e1", zeroline=False, ticks="")
+_AXIS = dict(gridcolor="#edf1f6", linecolor="#cbd5e1", zeroline=False, ticks="", automargin=True)
 #: A light template, kept tiny on purpose: plotly copies a named template (e.g.
 #: "plotly_white") into every figure, which costs ~30 ms each.
 TEMPLATE = dict(layout=dict(paper_bgcolor="white", plot_bgcolor="white", colorway=list(PALETTE),

@@ -36,7 +36,7 @@ REPLAY_SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 
 def chart(fig, key: str) -> None:
-    st.plotly_chart(fig, key=key, config=PLOTLY_CONFIG)
+    st.plotly_chart(fig, key=key, config=PLOTLY_CONFIG, theme=None)  # the figures carry their own look
 
 
 def default(key: str, value) -> None:
