@@ -276,13 +276,19 @@ def test_departure_view_says_when_the_latent_is_nearly_unused():
 def test_latent_dims_are_sorted_by_kl_named_and_scaled_without_step_0():
     tr = fake_trace(Z=10)
     tr.kl_dims[:, 7] += 5.0
-    tr.prior_mu[0] = 40.0
+    tr.prior_mu[0] = 40.0  # a wild start step
     fig = trace_views.latent_dims_figure(tr, step=3, max_dims=2)
-    titles = [fig.layout[f"yaxis{i if i > 1 else ''}"].title.text for i in (1, 2)]
-    assert titles[0].startswith("z8<br>") and titles[1].startswith("z1<br>")
-    assert all(abs(v) < 10 for v in fig.layout.yaxis.range)
+    assert [t.split(" ·")[0] for t in fig.layout.yaxis.ticktext] == ["z8", "z1"]  # most KL on top
+    assert list(fig.layout.yaxis.tickvals) == [1.5, 0.5]
+    means = [d for d in fig.data if d.customdata is not None]
+    assert len(means) == 4  # prior and posterior of each dimension
+    for d in means:  # each in its own band
+        ys = np.asarray(d.y, dtype=float)
+        assert ys.min() >= 0 and ys.max() <= 2
+    z1_prior = np.asarray(means[2].y[1:], dtype=float)  # z1 (a sine wave): step 0 does not flatten it
+    assert np.ptp(z1_prior) > 0.2 and z1_prior.min() >= 0 and z1_prior.max() <= 1
     assert trace_views.shown_dims(tr, 2) == [7, 0]
-    assert cursor_xs(fig) == [3, 3]
+    assert cursor_xs(fig) == [3]
 
 
 def test_kl_heatmap_scales_each_unit_to_its_peak_and_sorts_units():
@@ -321,7 +327,7 @@ def test_linked_views_have_captions_and_a_player_spec_for_every_cursor():
         if c["mode"] != "vline":
             assert len(c["x"]) == 50 and len(c["y"]) == 50
     vlines = [c for c in spec["cursors"] if c["mode"] == "vline"]
-    assert len(vlines) == 2 + 6 + 1  # KL, NLL, six dims, heatmap
+    assert len(vlines) == 2 + 1 + 1  # KL, NLL, the dims panel, heatmap
 
 
 def test_animated_linked_views_play_with_frames_that_move_only_cursors():
@@ -413,7 +419,7 @@ def test_figures_serialize_to_json():
 def test_latent_dims_subsample_long_inks():
     tr = fake_trace(T=900, Z=3)
     fig = trace_views.latent_dims_figure(tr, step=451, max_points=300)
-    lines = [d for d in fig.data if d.mode == "lines" and d.fill != "toself" and d.meta != "time cursor"]
+    lines = [d for d in fig.data if d.customdata is not None]
     assert all(len(d.x) <= 300 for d in lines)
     assert lines[0].x[-1] >= 890  # still spans the whole ink
-    assert cursor_xs(fig) == [451, 451, 451]
+    assert cursor_xs(fig) == [451]

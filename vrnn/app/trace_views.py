@@ -65,8 +65,8 @@ CAPTIONS = {
     "departure": "The prior is the unit circle at every step; each dot is the posterior's (μq − μp)/σp "
                  "at one step: far from the centre, the ink changed the model's mind. ×: pen lifts, "
                  "ellipses: σq/σp.",
-    "dims": "Prior (dotted) and posterior (solid) mean ± σ over time for the latent dimensions with the "
-            "most KL; where they part, that dimension is reading the ink.",
+    "dims": "Prior (dotted) and posterior (solid) mean ± σ over time, one band per dimension (each on its "
+            "own scale), most KL on top; where they part, that dimension is reading the ink.",
     "heatmap": "Each row is one latent unit's KL over time, scaled to that unit's own peak and sorted by "
                "mean KL: units that light up at different moments (pen lifts, stroke starts) do different jobs.",
 }
@@ -373,54 +373,59 @@ def departure_panel(trace, step: int, ax: int, xd, yd, style: Style, max_ellipse
     return Panel(data, layout, notes, cursor_index=[n, n + 1], cursor=cursor)
 
 
-def latent_dims_panel(trace, step: int, axes: list[int], xd, yd, style: Style, max_points: int = 300) -> Panel:
-    """Mean ± σ of prior and posterior for the dimensions in ``axes`` order of KL (one axis each)."""
+def latent_dims_panel(trace, step: int, ax: int, xd, yd, style: Style, k: int = 6, max_points: int = 300) -> Panel:
+    """Mean ± σ of prior and posterior for the ``k`` dimensions with the most KL, top first, in
+    one subplot: each dimension in its own band, scaled to its own range (steps >= 1); hover
+    gives the values. One subplot instead of ``k`` keeps the browser's redraw cheap."""
     T, Z = np.asarray(trace.post_mu).shape
-    dims = dims_by_kl(trace)[: len(axes)]
+    dims = dims_by_kl(trace)[: min(k, Z)]
     kl = kl_by_dim(trace)
     first = _first(T)
     t = np.arange(0, T, max(1, int(np.ceil(T / max_points))))
     t_band = np.concatenate([t, t[::-1]])
-    n_rows = len(dims)
-    vspace = 0.012 if n_rows > 3 else 0.03
-    h = ((yd[1] - yd[0]) - vspace * (n_rows - 1)) / n_rows
-    data, layout, cursor_index, ranges = [], {}, [], []
-    for r, (d, ax) in enumerate(zip(dims, axes)):
-        top = yd[1] - r * (h + vspace)
-        refs = dict(xaxis=_axis_ref("x", ax), yaxis=_axis_ref("y", ax))
-        values = []
-        for name, mu, sigma, color, dash in (
-                ("prior", trace.prior_mu, trace.prior_sigma, PRIOR_COLOR, "dot"),
-                ("posterior", trace.post_mu, trace.post_sigma, POSTERIOR_COLOR, "solid")):
-            m_all = np.asarray(mu, dtype=np.float64)[:, d]
-            s_all = np.asarray(sigma, dtype=np.float64)[:, d]
-            values.append(np.concatenate([m_all[first:] + s_all[first:], m_all[first:] - s_all[first:]]))
-            m, s = m_all[t], s_all[t]
-            band = np.round(np.concatenate([m + s, (m - s)[::-1]]), 3)
-            data.append(dict(type="scatter", x=t_band, y=band, mode="lines", line=dict(width=0, color="rgba(0,0,0,0)"),
-                             fill="toself", fillcolor=_rgba(color, 0.15), hoverinfo="skip", showlegend=False,
-                             legendgroup=name, **refs))
-            data.append(dict(type="scatter", x=t, y=np.round(m, 3), mode="lines", name=f"{name} mean ± σ",
-                             line=dict(color=color, width=style.line_width * 0.6, dash=dash), legendgroup=name,
-                             showlegend=False,
-                             hovertemplate=f"{dim_label(d)} {name}<br>step %{{x}}: %{{y:.2f}}<extra></extra>", **refs))
-        y_range = _robust_range(np.concatenate(values), 1, 99, 0.06)
-        ranges.append(y_range)
-        last = r == n_rows - 1
-        layout[_axis_name("x", ax)] = dict(domain=list(xd), anchor=_axis_ref("y", ax), range=[-0.5, T - 0.5],
-                                           showticklabels=last, **({} if r == 0 else {"matches": _axis_ref("x", axes[0])}),
-                                           **({"title": dict(text="step", standoff=4)} if last else {}))
-        layout[_axis_name("y", ax)] = dict(domain=[max(0.0, top - h), top], anchor=_axis_ref("x", ax), range=y_range,
-                                           nticks=3, title=dict(text=f"{dim_label(d)}<br>{kl[d]:.2f}",
-                                                                font=dict(size=style.font_size - 1)))
-    for ax, y_range in zip(axes, ranges):
-        cursor_index.append(len(data))
-        data.append(_time_cursor_trace(step, y_range, ax))
+    n = len(dims)
+    refs = dict(xaxis=_axis_ref("x", ax), yaxis=_axis_ref("y", ax))
+    data, ticks, labels = [], [], []
+    for r, d in enumerate(dims):
+        base = n - 1 - r  # the top band holds the dimension with the most KL
+        stats = [(name, np.asarray(mu, dtype=np.float64)[:, d], np.asarray(sigma, dtype=np.float64)[:, d], color, dash)
+                 for name, mu, sigma, color, dash in (
+                     ("prior", trace.prior_mu, trace.prior_sigma, PRIOR_COLOR, "dot"),
+                     ("posterior", trace.post_mu, trace.post_sigma, POSTERIOR_COLOR, "solid"))]
+        lo, hi = _robust_range(np.concatenate([np.concatenate([m[first:] + sg[first:], m[first:] - sg[first:]])
+                                               for _, m, sg, _, _ in stats]), 1, 99, 0.02)
 
-    def cursor(s: int) -> list[dict]:
-        return [dict(x=[s, s]) for _ in ranges]
+        def band_y(v, base=base, lo=lo, hi=hi):
+            return np.round(base + 0.08 + 0.84 * (np.clip(v, lo, hi) - lo) / (hi - lo), 4)
 
-    return Panel(data, layout, cursor_index=cursor_index, cursor=cursor)
+        for name, m_all, s_all, color, dash in stats:
+            m, sg = m_all[t], s_all[t]
+            data.append(dict(type="scatter", x=t_band, y=band_y(np.concatenate([m + sg, (m - sg)[::-1]])),
+                             mode="lines", line=dict(width=0, color="rgba(0,0,0,0)"), fill="toself",
+                             fillcolor=_rgba(color, 0.15), hoverinfo="skip", showlegend=False, **refs))
+            data.append(dict(type="scatter", x=t, y=band_y(m), mode="lines", showlegend=False, customdata=np.round(m, 3),
+                             line=dict(color=color, width=style.line_width * 0.6, dash=dash),
+                             hovertemplate=f"{dim_label(d)} {name} mean<br>step %{{x}}: %{{customdata:.2f}}<extra></extra>",
+                             **refs))
+        ticks.append(base + 0.5)
+        labels.append(f"{dim_label(d)} · {kl[d]:.2f}")
+    sep_x, sep_y = [], []
+    for r in range(1, n):
+        sep_x += [-0.5, T - 0.5, None]
+        sep_y += [r, r, None]
+    if sep_x:
+        data.append(dict(type="scatter", x=sep_x, y=sep_y, mode="lines", hoverinfo="skip", showlegend=False,
+                         line=dict(color="#cbd5e1", width=1), **refs))
+    y_range = [0.0, float(max(n, 1))]
+    layout = {
+        _axis_name("x", ax): dict(domain=list(xd), anchor=_axis_ref("y", ax), range=[-0.5, T - 0.5],
+                                  title=dict(text="step", standoff=4)),
+        _axis_name("y", ax): dict(domain=list(yd), anchor=_axis_ref("x", ax), range=y_range, tickvals=ticks,
+                                  ticktext=labels, showgrid=False, tickfont=dict(size=style.font_size - 2),
+                                  title=dict(text="dimension · KL, nats/step")),
+    }
+    data.append(_time_cursor_trace(step, y_range, ax))
+    return Panel(data, layout, cursor_index=[len(data) - 1], cursor=lambda s: [dict(x=[s, s])])
 
 
 def kl_activity(trace) -> tuple[np.ndarray, np.ndarray]:
@@ -513,7 +518,7 @@ def latent_dims_figure(trace, step: int | None = None, max_dims: int = 6, style:
         return _empty(NO_LATENTS, style, title)
     T, Z = np.asarray(trace.post_mu).shape
     k = min(Z, max_dims)
-    return _single(latent_dims_panel(trace, _start_step(step, T), list(range(k)), (0, 1), (0, 1), style, max_points),
+    return _single(latent_dims_panel(trace, _start_step(step, T), 0, (0, 1), (0, 1), style, k, max_points),
                    style, title, max(style.height, int(style.height * 0.3 * k) + 60))
 
 
@@ -641,13 +646,13 @@ def trace_views_figure(trace, style: Style = DEFAULT_STYLE, step: int = 0, max_d
             yd2 = band(rows[1])
             add(departure_panel(trace, s0, 1, left, yd2, style), "Posterior vs prior, whitened",
                 CAPTIONS["departure"], left, yd2, half_px)
-            add(latent_dims_panel(trace, s0, list(range(2, 2 + k)), right, yd2, style), dims_title, CAPTIONS["dims"],
+            add(latent_dims_panel(trace, s0, 2, right, yd2, style, k), dims_title, CAPTIONS["dims"],
                 right, yd2, half_px, 0.04)
             yd3 = band(rows[2])
-            add(step_bars_panel(trace, s0, (2 + k, 3 + k), full, yd3, style), bars_title, CAPTIONS["bars"], full, yd3,
+            add(step_bars_panel(trace, s0, (3, 4), full, yd3, style), bars_title, CAPTIONS["bars"], full, yd3,
                 width_px)
             yd4 = band(rows[3])
-            add(kl_heatmap_panel(trace, s0, 4 + k, full, yd4, style), "Which latent unit works when",
+            add(kl_heatmap_panel(trace, s0, 5, full, yd4, style), "Which latent unit works when",
                 CAPTIONS["heatmap"], full, yd4, width_px)
         else:
             yd2 = band(rows[1])
@@ -660,10 +665,10 @@ def trace_views_figure(trace, style: Style = DEFAULT_STYLE, step: int = 0, max_d
                 CAPTIONS["departure"], right, yd1, half_px, 0.04)
             yd2 = band(rows[1])
             add(step_bars_panel(trace, s0, (2, 3), left, yd2, style), bars_title, CAPTIONS["bars"], left, yd2, half_px)
-            add(latent_dims_panel(trace, s0, list(range(4, 4 + k)), right, yd2, style), dims_title, CAPTIONS["dims"],
+            add(latent_dims_panel(trace, s0, 4, right, yd2, style, k), dims_title, CAPTIONS["dims"],
                 right, yd2, half_px, 0.04)
             yd3 = band(rows[2])
-            add(kl_heatmap_panel(trace, s0, 4 + k, full, yd3, style), "Which latent unit works when",
+            add(kl_heatmap_panel(trace, s0, 5, full, yd3, style), "Which latent unit works when",
                 CAPTIONS["heatmap"], full, yd3, width_px)
         else:
             yd2 = band(rows[1])
