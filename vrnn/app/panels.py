@@ -15,7 +15,6 @@ from vrnn.text import one_line
 
 from . import exports, figures, scores, trace_views
 from .compute import ContinuationSettings, ModelService, trace_totals
-from .player import time_player
 from .jobs import (
     MAX_CONCURRENT_TRAININGS,
     TrainingBusy,
@@ -24,6 +23,7 @@ from .jobs import (
     running_trainings,
     split_train_valid,
 )
+from .player import time_player
 from .resources import select_model_next_run, try_bundled
 from .state import ACCEPTED_FORMATS, MAX_TRAINING_UPLOAD_MB, SessionData, parse_upload, plural
 

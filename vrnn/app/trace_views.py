@@ -34,7 +34,6 @@ from .figures import (
     CURSOR_COLOR,
     DEFAULT_STYLE,
     INK_COLOR,
-    MUTED,
     NO_LATENTS,
     POSTERIOR_COLOR,
     PRIOR_COLOR,
