@@ -29,8 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import CheckpointError, read_checkpoint, save_model
-from .fused import lstm_gate_scale, lstm_posterior_loop
 from .distributions import GMMParams, gaussian_kl, gaussian_log_prob, sample_gmm_rows, softplus_sigma
+from .fused import lstm_gate_scale, lstm_posterior_loop
 from .inference import Inference
 from .preprocess import Normalizer, PreprocessConfig
 
