@@ -18,7 +18,7 @@ import torch
 
 import vrnn
 from vrnn import Ink
-from vrnn.app import canvas, exports, figures, jobs
+from vrnn.app import canvas, exports, figures, jobs, state
 from vrnn.app.compute import (
     ContinuationSettings,
     LRUCache,
@@ -30,6 +30,8 @@ from vrnn.app.compute import (
 from vrnn.app.examples import builtin_examples, character_ink, character_names
 from vrnn.app.state import SessionData, parse_upload
 from vrnn.formats import ink_to_json_bytes
+
+from _notebook import notebook_bytes  # tests/_notebook.py
 
 TIMEOUT = 120
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +67,7 @@ def test_canvas_payload_becomes_an_ink_with_times_and_pressure():
     ink = canvas.payload_to_ink(payload)
     assert [s.tolist() for s in ink.strokes] == [[[10, 20], [12, 22], [15, 21]], [[40, 20], [41, 30]]]
     assert ink.times[1].tolist() == [0.5, 0.52]
-    assert ink.meta["pressure"][0].tolist() == [0.5, 0.6, 0.7]
+    assert ink.pressure[0].tolist() == [0.5, 0.6, 0.7] and ink.pressure[1].tolist() == [0.5, 0.5]
     assert ink.meta["canvas_size"] == (600, 260)
 
 
@@ -216,6 +218,7 @@ def test_model_card_text_of_an_app_trained_model():
             "metrics": {"best_valid_elbo_per_point": 0.13}}
     text = model_summary(SimpleNamespace(model=SimpleNamespace(config=cfg, card=card), is_latent=True))
     assert "trained on 30 inks uploaded or drawn in the app" in text and "inks inks" not in text
+    assert "in the app inks" not in text
     assert "not comparable" in text and "its own 4 inks held out" in text
     bundled = {"data": "synthetic", "train_inks": 20000, "metrics": {"best_valid_elbo_per_point": 3.92}}
     text = model_summary(SimpleNamespace(model=SimpleNamespace(config=cfg, card=bundled), is_latent=True))
@@ -284,9 +287,15 @@ def test_model_zip_unpacks_to_a_loadable_checkpoint(tiny_models, tmp_path):
 # ----------------------------------------------------------------- background training
 def test_split_train_valid():
     inks = [line_ink(seed=i) for i in range(20)]
+    for i, ink in enumerate(inks):
+        ink.writer = f"writer-{i % 10}"
     train, valid = jobs.split_train_valid(inks)
-    assert len(train) + len(valid) == 20 and len(valid) == 2
-    assert jobs.split_train_valid(inks[:2]) == (inks[:2], inks[:2])
+    assert len(train) + len(valid) == 20 and valid and train
+    assert not {id(i) for i in train} & {id(i) for i in valid}
+    assert not {i.writer for i in train} & {i.writer for i in valid}  # whole writers held out
+    a, b = jobs.split_train_valid(inks[:2])
+    assert len(a) == len(b) == 1 and a[0] is not b[0]  # two inks: one each, never the same
+    assert jobs.split_train_valid(inks[:1]) == (inks[:1], inks[:1])  # one ink validates on itself
 
 
 def test_app_trainings_stop_early():
@@ -466,7 +475,7 @@ def test_retrain_a_few_steps_makes_a_new_model_selected_at_once(app_env):
 
     at = run_app(source=INPUT_SOURCES[2], main_tab=TAB_LABELS[4], train_use_current=True, train_max_steps=3)
     assert not at.exception
-    assert any("validation uses the training inks themselves" in c.value for c in at.caption)  # one ink
+    assert any("validation uses the training ink itself" in c.value for c in at.caption)  # one ink
     at.button(key="train_start").click().run()
     data = at.session_state["vrnn_app"]
     assert data.job is not None
@@ -505,3 +514,13 @@ def test_retrain_keeps_uploaded_training_files_across_tabs_and_models(app_env):
     assert not at.exception
     assert any("Training set: 6 inks" in c.value for c in at.caption)  # the file is still there
     assert at.radio(key="train_from").value == "scratch"
+
+
+# ----------------------------------------------------------------- notebooks
+def test_a_xournal_notebook_upload_lists_its_lines():
+    result = state.parse_upload("f1", "notes.xopp", notebook_bytes())
+    assert result.error is None and len(result.inks) == 6
+    labels = [state.ink_choice_label(i, ink) for i, ink in enumerate(result.inks)]
+    assert [lab.split(" · ")[1] for lab in labels] == [f"page {p}, line {k}" for p in (1, 2) for k in (1, 2, 3)]
+    training = state.parse_upload("f2", "notes.xopp", notebook_bytes(), training=True)
+    assert len(training.inks) == 6  # retraining on a notebook trains on its lines

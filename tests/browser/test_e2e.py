@@ -354,6 +354,50 @@ def test_uploads_good_bad_and_too_big(browser, app_server):
         ctx.close()
 
 
+def test_a_xournal_notebook_lists_its_lines_and_trains(browser, app_server):
+    from _notebook import notebook_bytes  # tests/_notebook.py
+
+    notes = {"name": "notes.xopp", "mimeType": "application/x-xopp", "buffer": notebook_bytes()}
+    ctx, page = open_app(browser, app_server.url)
+    try:
+        page.locator(".st-key-source button").nth(1).click()
+        wait_idle(page)
+        page.locator(".st-key-upload input[type='file']").set_input_files(files=[notes])
+        page.wait_for_selector(".st-key-upload_pick", timeout=TIMEOUT_MS)
+        wait_idle(page)
+        page.locator(".st-key-upload_pick [role='combobox']").click()
+        options = page.get_by_role("option").all_inner_texts()
+        assert len(options) == 6, options
+        assert [o.split(" · ")[1] for o in options] == [f"page {p}, line {k}" for p in (1, 2) for k in (1, 2, 3)]
+        page.get_by_role("option").nth(4).click()  # page 2, line 2
+        wait_idle(page)
+        from vrnn.app.state import parse_upload
+
+        line = parse_upload("x", "notes.xopp", notes["buffer"]).inks[4]
+        assert f"of a {line.num_points}-point ink" in page.locator(".st-key-cont_caption").inner_text()
+        # retrain on the notebook: its six lines are the training set
+        page.get_by_role("tab", name="Retrain").click()
+        wait_idle(page)
+        page.locator(".st-key-train_files input[type='file']").set_input_files(files=[notes])
+        page.wait_for_function("() => document.body.innerText.includes('Training set: 6 inks')", timeout=TIMEOUT_MS)
+        wait_idle(page)
+        steps = page.locator(".st-key-train_max_steps input")
+        steps.fill("20")
+        steps.press("Enter")
+        wait_idle(page)
+        page.get_by_role("button", name="Start training").click()
+        page.get_by_role("button", name="Use this model").wait_for(timeout=3 * TIMEOUT_MS)
+        page.get_by_role("button", name="Use this model").click()
+        wait_idle(page)
+        sidebar = page.locator("[data-testid='stSidebar']").inner_text()
+        assert "trained on 5 inks uploaded or drawn in the app" in sidebar, sidebar  # 6 lines: 5 train, 1 valid
+        assert "in the app inks" not in sidebar
+        assert_no_exception(page)
+        page.watch.check()
+    finally:
+        ctx.close()
+
+
 def test_four_sessions_drawing_at_once_all_get_results(browser, app_server):
     sessions = [open_app(browser, app_server.url) for _ in range(4)]
     try:

@@ -43,8 +43,8 @@ HTML = """
 def payload_to_ink(payload: Any) -> Ink | None:
     """The canvas state value as an :class:`~vrnn.Ink` (``None`` when empty or malformed).
 
-    Points keep their order; times and pressures come along (pressure in
-    ``ink.meta["pressure"]``). Non-finite or malformed points are dropped, so
+    Points keep their order; times and pressures come along (``ink.pressure``,
+    ``PointerEvent.pressure``: 1 is full pressure). Non-finite or malformed points are dropped, so
     whatever the browser sends never raises here.
     """
     if not isinstance(payload, dict):
@@ -78,8 +78,7 @@ def payload_to_ink(payload: Any) -> Ink | None:
         times_out = None
     else:
         times_out = [np.maximum.accumulate(t) for t in times]  # clocks never run backwards
-    ink = Ink(strokes=strokes, times=times_out, label=None, writer="canvas")
-    ink.meta["pressure"] = pressures
+    ink = Ink(strokes=strokes, times=times_out, pressure=pressures, label=None, writer="canvas")
     size = payload.get("size")
     if isinstance(size, (list, tuple)) and len(size) == 2:
         ink.meta["canvas_size"] = (_num(size[0]), _num(size[1]))
@@ -91,7 +90,7 @@ def ink_to_payload_strokes(ink: Ink | None) -> list[list[list[float]]]:
     if ink is None:
         return []
     out = []
-    pressures = ink.meta.get("pressure") if ink.meta else None
+    pressures = ink.pressure
     for k, s in enumerate(ink.strokes):
         t = ink.times[k] if ink.times is not None else np.zeros(len(s))
         p = pressures[k] if pressures is not None and k < len(pressures) else np.full(len(s), 0.5)

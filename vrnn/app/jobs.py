@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from vrnn.datasets import split_by_writer
 from vrnn.ink import Ink
 
 #: Trainings running at once in this process, over all sessions (env ``VRNN_APP_MAX_TRAININGS``).
@@ -90,14 +91,9 @@ def fresh_copy(model):
 
 
 def split_train_valid(inks: Sequence[Ink], valid_fraction: float = 0.1) -> tuple[list[Ink], list[Ink]]:
-    """Every ``1/valid_fraction``-th ink goes to validation; a tiny set validates on itself."""
-    inks = list(inks)
-    if len(inks) < 5:
-        return inks, inks
-    every = max(2, round(1 / valid_fraction))
-    valid = inks[::every]
-    train = [ink for i, ink in enumerate(inks) if i % every]
-    return train, valid
+    """The library's one split (:func:`vrnn.datasets.split_by_writer`): whole writers held out
+    for validation; 2 or more inks always give disjoint sets; a single ink validates on itself."""
+    return split_by_writer(inks, valid_fraction=valid_fraction, reuse_single=True)
 
 
 @dataclass(frozen=True)

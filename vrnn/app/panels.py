@@ -333,8 +333,8 @@ def retrain_tab(data: SessionData, service: ModelService, ink: Ink | None, style
     points = sum(i.num_points for i in inks)
     train, valid = split_train_valid(inks) if inks else ([], [])
     split = (f"{plural(len(train), 'ink')} to train on, {len(valid)} held out for validation"
-             if inks and valid is not train and len(inks) >= 5 else
-             "fewer than 5 inks, so validation uses the training inks themselves (it cannot show overfitting)"
+             if len(inks) >= 2 else
+             "a single ink, so validation uses the training ink itself (it cannot show overfitting)"
              if inks else "no ink chosen yet")
     st.caption(f"Training set: {plural(len(inks), 'ink')}, {plural(points, 'point')} ({split}) · trainings running "
                f"in this app: {running_trainings()} of at most {MAX_CONCURRENT_TRAININGS}")

@@ -10,9 +10,12 @@ for how a running training is stopped then).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from vrnn.datasets import PAGE_SUFFIXES
 from vrnn.ink import Ink
+from vrnn.pages import split_pages
 from vrnn.text import one_line
 
 MAX_SESSION_DRAWINGS = 500
@@ -63,8 +66,10 @@ class SessionData:
 
 
 #: What the app reads, in a user's words (``vrnn.read_ink`` detects the format from name and content).
-ACCEPTED_FORMATS = ("IAM-OnDB XML, UJI Pen Characters text, InkML, Quick, Draw! ndjson, sketch-rnn .npz, "
-                    "Omniglot strokes (.txt or .zip) and this app's own JSON")
+ACCEPTED_FORMATS = ("InkML (OneNote, Word, PowerPoint, Windows Ink, CROHME), Xournal++ notebooks (.xopp, .xoj), "
+                    "Excalidraw boards, IAM-OnDB XML, UJI Pen Characters text, Quick, Draw! ndjson, "
+                    "sketch-rnn .npz, Omniglot strokes (.txt or .zip) and this app's own JSON; "
+                    "notebook pages are cut into their lines")
 #: Upload sizes (the server's ``maxUploadSize`` in ``.streamlit/config.toml`` is the larger one).
 MAX_INK_UPLOAD_MB = 5
 MAX_TRAINING_UPLOAD_MB = 50
@@ -101,10 +106,16 @@ def parse_upload(file_id: str, name: str, data: bytes, training: bool = False) -
         return UploadResult(file_id, name, error=_app_words(name, one_line(str(e))))
     except Exception as e:  # noqa: BLE001 - never a traceback on the page for a user's file
         return UploadResult(file_id, name, error=one_line(f"{name}: could not be read ({type(e).__name__}: {e})"))
+    inks = split_pages(inks) if _is_notebook(name) else inks
     inks = [i for i in inks if i.num_points >= 2]
     if not inks:
         return UploadResult(file_id, name, error=f"{name}: holds no ink with at least two points")
     return UploadResult(file_id, name, inks=inks)
+
+
+def _is_notebook(name: str) -> bool:
+    """Pages of notes (Xournal++, Excalidraw, InkML documents): listed and trained on as lines."""
+    return Path(name or "").suffix.lower() in PAGE_SUFFIXES
 
 
 def _app_words(name: str, message: str) -> str:
@@ -127,6 +138,8 @@ def plural(n: int, word: str) -> str:
 def ink_choice_label(index: int, ink: Ink) -> str:
     """How one ink of a multi-ink file is listed: number, label, writer, size."""
     parts = [f"#{index + 1}"]
+    if ink.meta.get("caption"):
+        parts.append(str(ink.meta["caption"]))  # "page 2, line 5" of a notebook
     if ink.label:
         parts.append(f"“{ink.label[:40]}”")
     if ink.writer:

@@ -125,7 +125,8 @@ def model_summary(service) -> str:
     data = str(card.get("data") or "").strip()
     n = card.get("train_inks")
     if data or isinstance(n, int):
-        what = data if data.endswith("inks") else (f"{data} inks" if data else "inks")
+        # "synthetic" -> "20,000 synthetic inks"; "inks uploaded or drawn in the app" stays as it is
+        what = data if data.startswith("inks") or data.endswith("inks") else (f"{data} inks" if data else "inks")
         extra.append(f"trained on {n:,} {what}" if isinstance(n, int) else f"trained on {what}")
     if card.get("fine_tuned_from"):
         extra.append(f"fine-tuned from {card['fine_tuned_from']}")
