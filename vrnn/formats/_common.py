@@ -9,6 +9,7 @@ goes over budget instead of after it has built everything.
 
 from __future__ import annotations
 
+import json
 import zlib
 from dataclasses import dataclass
 
@@ -127,6 +128,16 @@ class Source:
             raise self.error(
                 f"line {line}", f"not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start})"
             ) from None
+
+    def load_json(self, data: bytes):
+        """``data`` parsed as one UTF-8 JSON document; bad JSON names its line and column."""
+        text = self.decode_utf8(data)
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise self.error(f"line {exc.lineno}", f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+        except RecursionError:
+            raise self.error("JSON", "nested too deeply") from None
 
 
 def finite_or_error(src: Source, where: str, values: np.ndarray) -> np.ndarray:

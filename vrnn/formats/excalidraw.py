@@ -43,7 +43,6 @@ list of numbers as long as ``points``, NaN/inf, no freedraw element at all.
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -58,13 +57,7 @@ _FRAME_TYPES = ("frame", "magicframe")
 
 def read_excalidraw(data: bytes, src: Source) -> list[Ink]:
     """Parse an Excalidraw scene: one ink for the scene, or one per frame (module docstring)."""
-    text = src.decode_utf8(data)
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise src.error(f"line {exc.lineno}", f"invalid JSON: {exc.msg} at column {exc.colno}") from None
-    except RecursionError:
-        raise src.error("JSON", "nested too deeply") from None
+    doc = src.load_json(data)
     if not isinstance(doc, dict) or doc.get("type") not in DOCUMENT_TYPES:
         raise src.error("JSON", 'not an Excalidraw scene (want {"type": "excalidraw", ...})')
     elements = doc.get("elements")

@@ -94,13 +94,7 @@ def _document(records: list[dict], *, ensure_ascii: bool) -> str:
 # ------------------------------------------------------------------ reading
 def read_json(data: bytes, src: Source) -> list[Ink]:
     """Parse a ``vrnn-ink`` JSON document."""
-    text = src.decode_utf8(data)
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise src.error(f"line {exc.lineno}", f"invalid JSON: {exc.msg} at column {exc.colno}") from None
-    except RecursionError:
-        raise src.error("JSON", "nested too deeply") from None
+    doc = src.load_json(data)
     if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
         raise src.error("JSON", f'not a vrnn-ink document (want {{"format": "{FORMAT_NAME}", ...}})')
     version = doc.get("version")
