@@ -688,7 +688,13 @@ def trace_views_figure(trace, style: Style = DEFAULT_STYLE, step: int = 0, max_d
         layout["legend"] = dict(orientation="v", x=legend_at[0], xanchor="right", y=legend_at[1], yanchor="top",
                                 bgcolor="rgba(255,255,255,0.85)", font=dict(size=fs - 2))
         fig = _figure([data[i] for i in keep], layout, style, None, height=height, legend=latent)
-        fig.update_layout(margin=dict(l=10, r=10, t=8, b=8), hovermode="closest")
+        # Fixed outer margins instead of plotly's automargin: automargin measures the tick
+        # labels and draws the whole figure a second time, about 100 ms of browser time on
+        # every pen-up (the exported, animated figure keeps it).
+        fig.update_xaxes(automargin=False)
+        fig.update_yaxes(automargin=False)
+        fs = style.font_size
+        fig.update_layout(margin=dict(l=int(3.6 * fs), r=10, t=8, b=int(2.6 * fs)), hovermode="closest")
         return fig, spec
     frame_steps = np.unique(np.linspace(0, T - 1, min(T, max_frames)).round().astype(int))
     cursor_traces = [i for slots in cursor_slots for i in slots]
