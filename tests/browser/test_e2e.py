@@ -388,6 +388,8 @@ def test_a_xournal_notebook_lists_its_lines_and_trains(browser, app_server):
         page.get_by_role("button", name="Start training").click()
         page.get_by_role("button", name="Use this model").wait_for(timeout=3 * TIMEOUT_MS)
         page.get_by_role("button", name="Use this model").click()
+        sidebar_has = "(t) => document.querySelector(\"[data-testid='stSidebar']\").innerText.includes(t)"
+        page.wait_for_function(sidebar_has, arg="uploaded or drawn in the app", timeout=TIMEOUT_MS)
         wait_idle(page)
         sidebar = page.locator("[data-testid='stSidebar']").inner_text()
         assert "trained on 5 inks uploaded or drawn in the app" in sidebar, sidebar  # 6 lines: 5 train, 1 valid
