@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from vrnn.app.examples import character_ink
 
@@ -190,8 +191,18 @@ def wait_views(page, t_up: float) -> float:
     return page.evaluate(TWO_FRAMES) - t_up
 
 
-def wait_idle(page) -> None:
-    page.wait_for_timeout(150)
+RUN_SINCE = "(t) => (window.__runs || []).some(r => r[0] > t && r[1] === 'running')"
+
+
+def wait_idle(page, start_ms: float = 2000) -> None:
+    """After an action: wait for the rerun it starts (up to ``start_ms``: on a loaded machine
+    the rerun can begin well after the click; an action that reruns nothing just waits
+    that long), then for the app to be idle again."""
+    since = page.evaluate("performance.now()") - 300  # the action happened just before this call
+    try:
+        page.wait_for_function(RUN_SINCE, arg=since, timeout=start_ms, polling=POLL_MS)
+    except PlaywrightTimeout:
+        pass
     page.wait_for_selector(IDLE, timeout=TIMEOUT_MS)
 
 
