@@ -145,6 +145,35 @@ def test_free_bits_and_kl_weight():
     torch.testing.assert_close(fb.elbo_loss, base.elbo_loss)
 
 
+def test_free_bits_per_dimension_vs_on_the_total():
+    from vrnn.model import free_bits_penalty
+
+    # two points, two dimensions: dimension 0 carries 0.5 nats/point, dimension 1 none
+    kl = torch.tensor([[[0.5, 0.0], [0.5, 0.0]]], requires_grad=True)
+    n = torch.tensor(2.0)
+    dim = free_bits_penalty(kl, n, 0.2, "dim")  # dim 0 pays 0.5, dim 1 is lifted to its floor 0.2
+    torch.testing.assert_close(dim, torch.tensor((0.5 + 0.2) * 2))
+    total = free_bits_penalty(kl, n, 0.2, "total")  # the rate 0.5 is above the total floor 0.4: paid as is
+    torch.testing.assert_close(total, torch.tensor(0.5 * 2))
+    (g,) = torch.autograd.grad(total, kl)
+    assert torch.all(g == 1.0)  # above the floor every dimension pays, the empty one included
+    low = free_bits_penalty(kl, n, 0.5, "total")  # total floor 1.0 > rate 0.5: free, no gradient at all
+    (g,) = torch.autograd.grad(low, kl)
+    torch.testing.assert_close(low, torch.tensor(1.0 * 2))
+    assert torch.all(g == 0.0)
+    (g,) = torch.autograd.grad(free_bits_penalty(kl, n, 0.2, "dim"), kl)
+    assert torch.all(g[..., 0] == 1.0) and torch.all(g[..., 1] == 0.0)  # per dimension: only dim 0 pays
+    with pytest.raises(ValueError, match="free_bits_mode"):
+        free_bits_penalty(kl, n, 0.2, "per-step")
+    # through the model: same ELBO, objective as documented
+    m = VRNN(VRNNConfig(**TINY))
+    x, mask = _batch()
+    eps = torch.randn(3, 15, 4)
+    out = m(x, mask, eps=eps, free_bits=100.0, free_bits_mode="total")
+    torch.testing.assert_close(out.loss, (100.0 * 4 * out.points + out.nll.sum()) / out.points)
+    torch.testing.assert_close(out.elbo_loss, m(x, mask, eps=eps).elbo_loss)
+
+
 def test_rnn_baseline_has_no_latents_and_same_recurrent_size():
     v, r = VRNN(VRNNConfig(**TINY)), RNNGMM(VRNNConfig(model="rnn", **TINY))
     assert r.rnn.hidden_size == v.rnn.hidden_size

@@ -17,7 +17,7 @@ import torch
 
 from vrnn.datasets import DataError, load_train_valid, read_inks, split_by_writer
 from vrnn.ink import Ink
-from vrnn.model import VRNNConfig
+from vrnn.model import VRNNConfig, load_model
 from vrnn.train import (
     STATE_FILE,
     Progress,
@@ -792,3 +792,16 @@ def test_omniglot_raw_zips_hold_the_same_drawers_out_of_both(tmp_path):
     latin = {w for w in train_w | held_w if w.startswith("omniglot-Latin-")}
     assert len(latin) == 20  # the Latin drawers, in both zips, each on one side only
     assert {i.writer for i in test} - {i.writer for i in m.valid}
+
+
+def test_free_bits_mode_flag(tmp_path, capsys):
+    code, _, err = _run_main(["--data", "synthetic", "--synthetic-lines", "20", "--out", tmp_path / "bad",
+                              "--free-bits", "0.02", "--free-bits-mode", "per-step", *TINY_FLAGS], capsys)
+    errors = [line for line in err.strip().splitlines() if line.startswith("error: ")]
+    assert code == 2 and len(errors) == 1 and "--free-bits-mode" in errors[0] and "per-step" in errors[0]
+    code, _, err = _run_main(["--data", "synthetic", "--synthetic-lines", "20", "--out", tmp_path / "run",
+                              "--free-bits", "0.02", "--free-bits-mode", "total", "--max-steps", "3",
+                              "--eval-every", "3", "--no-progress", *TINY_FLAGS], capsys)
+    assert code == 0, err
+    card = load_model(tmp_path / "run").card
+    assert "total" in json.dumps(card)  # the card's options record the mode

@@ -452,12 +452,14 @@ class VRNN(_Base):
         generator: torch.Generator | None = None,
         kl_weight: float = 1.0,
         free_bits: float = 0.0,
+        free_bits_mode: str = "dim",
     ) -> Output:
-        """Negative ELBO of normalized offsets ``x (B, T, 3)`` with ``mask (B, T)``."""
+        """Negative ELBO of normalized offsets ``x (B, T, 3)`` with ``mask (B, T)``; the
+        objective ``.loss`` applies ``kl_weight`` and free bits (:func:`free_bits_penalty`)."""
         if eps is None:
             eps = torch.randn(*x.shape[:2], self.config.latent, generator=generator, device=x.device, dtype=x.dtype)
         t = self.terms(x, eps)
-        return _loss(t.latents.kl_dims, t.nll, mask, kl_weight, free_bits, terms=t)
+        return _loss(t.latents.kl_dims, t.nll, mask, kl_weight, free_bits, terms=t, free_bits_mode=free_bits_mode)
 
     # ------------------------------------------------------------ generation
     def terms_state(self, x: torch.Tensor, eps: torch.Tensor | None) -> tuple:
@@ -549,7 +551,8 @@ class RNNGMM(_Base):
         gmm = self.decode(self.decoder(h_prev))
         return Terms(nll=gmm.nll(x), gmm=gmm, h_prev=h_prev, state=final)
 
-    def forward(self, x, mask, *, eps=None, generator=None, kl_weight: float = 1.0, free_bits: float = 0.0) -> Output:
+    def forward(self, x, mask, *, eps=None, generator=None, kl_weight: float = 1.0, free_bits: float = 0.0,
+                free_bits_mode: str = "dim") -> Output:
         """Exact negative log-likelihood per scored point (``kl`` is zero)."""
         t = self.terms(x)
         return _loss(None, t.nll, mask, kl_weight, free_bits, terms=t)
@@ -570,7 +573,24 @@ class RNNGMM(_Base):
         return torch.stack(outs, 1)
 
 
-def _loss(kl_dims, nll, mask, kl_weight, free_bits, terms=None) -> Output:
+def free_bits_penalty(kl_dims: torch.Tensor, n: torch.Tensor, free_bits: float, mode: str = "dim") -> torch.Tensor:
+    """The KL term of the objective with free bits (Kingma et al. 2016), summed over points.
+
+    ``kl_dims (B, T, Z)`` (masked), ``n`` scored points. ``mode="dim"``: each dimension's
+    mean KL per point counts as at least ``free_bits``, so every dimension gets its floor
+    for free and, in practice, sits at it. ``mode="total"``: the summed rate per point
+    counts as at least ``Z * free_bits``: the same free rate, which the model may spread
+    over the dimensions as it likes (``docs/kl_study.md``: uneven, informative dimensions).
+    """
+    per_dim = kl_dims.sum((0, 1)) / n
+    if mode == "dim":
+        return torch.clamp(per_dim, min=free_bits).sum() * n
+    if mode == "total":
+        return torch.clamp(per_dim.sum(), min=free_bits * kl_dims.shape[-1]) * n
+    raise ValueError(f"free_bits_mode must be 'dim' or 'total', not {mode!r}")
+
+
+def _loss(kl_dims, nll, mask, kl_weight, free_bits, terms=None, free_bits_mode: str = "dim") -> Output:
     """Masked totals and the objective; ``kl_dims=None``: a model without latents."""
     kl_mask, nll_mask = _masks(mask)
     if kl_dims is None:
@@ -581,9 +601,7 @@ def _loss(kl_dims, nll, mask, kl_weight, free_bits, terms=None) -> Output:
     n = nll_mask.sum().clamp_min(1.0)
     kl_total, nll_total = kl.sum(), nll.sum()
     if free_bits > 0 and kl_dims.shape[-1] > 0:
-        # free bits (Kingma et al. 2016): each dimension's mean KL per point counts as >= free_bits
-        per_dim = kl_dims.sum((0, 1)) / n
-        kl_pen = torch.clamp(per_dim, min=free_bits).sum() * n
+        kl_pen = free_bits_penalty(kl_dims, n, free_bits, free_bits_mode)
     else:
         kl_pen = kl_total
     return Output(

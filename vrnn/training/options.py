@@ -21,6 +21,9 @@ def _opt(default, help: str, group: str, *, resume: bool = False, flag: str | No
     return field(default=default, metadata={"help": help, "group": group, "resume": resume, "flag": flag})
 
 
+#: How free bits apply (:func:`vrnn.model.free_bits_penalty`).
+FREE_BITS_MODES = ("dim", "total")
+
 #: Titles of the flag groups in ``--help`` (in this order).
 GROUPS = {
     "budget": "budget (the first reached ends the run; none given: 20 epochs)",
@@ -50,6 +53,9 @@ class TrainOptions:
     clip_norm: float = _opt(5.0, "gradient-norm clipping, before the optimizer step", "optimization", resume=True)
     kl_warmup_steps: int = _opt(1000, "KL weight ramps 0 -> 1 over these", "optimization")
     free_bits: float = _opt(0.0, "nats per latent dimension per point (0: off)", "optimization")
+    free_bits_mode: str = _opt("dim", "how --free-bits applies: 'dim' (each latent dimension's KL per point counts "
+                               "as at least --free-bits) or 'total' (their sum counts as at least latent x "
+                               "--free-bits, so the rate may be spread unevenly; docs/kl_study.md)", "optimization")
     max_len: int = _opt(200, "training window length in points", "optimization")
     min_len: int = _opt(10, "shorter windows are dropped", "optimization")
     eval_every: int = _opt(200, "steps between validations", "optimization", resume=True)
@@ -65,6 +71,11 @@ class TrainOptions:
     progress_bar: bool = _opt(True, "no progress bar", "run", resume=True, flag="--no-progress")
     tensorboard: bool = _opt(False, "also log to DIR/tensorboard (needs tensorboard)", "run", resume=True)
     max_bad_batches: int = _opt(50, "consecutive non-finite batches before giving up", "run", resume=True)
+
+    def __post_init__(self):
+        if self.free_bits_mode not in FREE_BITS_MODES:
+            raise TrainingError(f"--free-bits-mode must be one of {', '.join(FREE_BITS_MODES)}, "
+                                f"not {self.free_bits_mode!r}")
 
     def budget_defaults(self) -> TrainOptions:
         """A copy with ``epochs=20`` when no budget at all was given."""

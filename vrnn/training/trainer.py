@@ -228,7 +228,8 @@ class Trainer:
         kw = kl_weight(st.step, o.kl_warmup_steps)
         t1 = time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
-        out = self.net(x, m, generator=self.generator, kl_weight=kw, free_bits=o.free_bits)
+        out = self.net(x, m, generator=self.generator, kl_weight=kw, free_bits=o.free_bits,
+                       free_bits_mode=o.free_bits_mode)
         out.loss.backward()
         # every rank sees the same averaged gradients, so every rank gets the same norm
         gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), o.clip_norm)
