@@ -140,6 +140,15 @@ class Source:
             raise self.error("JSON", "nested too deeply") from None
 
 
+def finite_float(text: str | None) -> float | None:
+    """``text`` as a finite float (an XML attribute, say), or ``None`` when absent or not one."""
+    try:
+        value = float(text) if text is not None else None
+    except ValueError:
+        return None
+    return value if value is not None and np.isfinite(value) else None
+
+
 def finite_or_error(src: Source, where: str, values: np.ndarray) -> np.ndarray:
     """``values`` unchanged if all finite, else an error naming ``where``."""
     if not np.isfinite(values).all():

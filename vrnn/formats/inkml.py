@@ -57,7 +57,7 @@ import numpy as np
 
 from vrnn.ink import Ink
 
-from ._common import Source, finite_or_error, snippet
+from ._common import Source, finite_float, finite_or_error, snippet
 from ._xml import local_name, parse_xml
 
 _XML_ID = "{http://www.w3.org/XML/1998/namespace}id"
@@ -173,7 +173,7 @@ class _Document:
         time_scale = self._time_scale(declared.get("T"), resolution.get("T"))
         pressure_scale = 1.0
         if "F" in declared:
-            top = _float_or_none(declared["F"].get("max"))
+            top = finite_float(declared["F"].get("max"))
             pressure_scale = 1.0 / top if top and top > 0 else 1.0
         return TraceFormat(
             tuple(regular), tuple(intermittent), time_scale, x_scale, y_scale, pressure_scale, x_mm and y_mm
@@ -214,7 +214,7 @@ class _Document:
             elif tag == "channelProperties":
                 for prop in child:
                     if local_name(prop.tag) == "channelProperty" and prop.get("name") == "resolution":
-                        value = _float_or_none(prop.get("value"))
+                        value = finite_float(prop.get("value"))
                         channel = prop.get("channel")
                         if channel and value is not None:
                             properties.append((channel, value, (prop.get("units") or "").strip()))
@@ -439,11 +439,3 @@ def _decode_channel(values: list[tuple[str, str]], src: Source, where: str, chan
         out.append(current)
         previous = current
     return out
-
-
-def _float_or_none(text: str | None) -> float | None:
-    try:
-        value = float(text) if text is not None else None
-    except ValueError:
-        return None
-    return value if value is not None and np.isfinite(value) else None

@@ -49,7 +49,7 @@ import numpy as np
 
 from vrnn.ink import Ink
 
-from ._common import GZIP_MAGIC, Source, gunzip_bounded, parse_floats
+from ._common import GZIP_MAGIC, Source, finite_float, gunzip_bounded, parse_floats
 from ._xml import iterparse_xml, local_name
 
 ROOTS = ("xournal", "MrWriter")
@@ -105,7 +105,7 @@ def _parse(data: bytes, src: Source) -> list[Ink]:
                 page_number += 1
                 page_meta = {"page": page_number}
                 for key in ("width", "height"):
-                    value = _number(element.get(key))
+                    value = finite_float(element.get(key))
                     if value is not None:
                         page_meta[f"page_{key}"] = value
                 strokes, pressures = [], []
@@ -127,14 +127,6 @@ def _parse(data: bytes, src: Source) -> list[Ink]:
     if not inks:
         raise src.error(None, "no pen strokes on any page (highlighter and eraser strokes are left out)")
     return inks
-
-
-def _number(text: str | None) -> float | None:
-    try:
-        value = float(text) if text is not None else None
-    except ValueError:
-        return None
-    return value if value is not None and np.isfinite(value) else None
 
 
 def _stroke(element, src: Source, where: str) -> tuple[np.ndarray, np.ndarray | None]:
