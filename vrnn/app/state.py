@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from vrnn.datasets import PAGE_SUFFIXES
-from vrnn.ink import Ink
+from vrnn.ink import Ink, ink_digest
 from vrnn.pages import split_pages
 from vrnn.text import one_line
 
@@ -44,8 +44,6 @@ class SessionData:
 
     def add_drawing(self, ink: Ink) -> bool:
         """Keep a drawing for retraining (no duplicates, bounded); True when added."""
-        from .compute import ink_digest
-
         digest = ink_digest(ink)
         if any(ink_digest(d) == digest for d in self.drawings):
             return False
