@@ -73,10 +73,14 @@ def find_ink_files(folder: Path) -> list[Path]:
     return files
 
 
+def lines_if_notebook(inks: list[Ink], name: str) -> list[Ink]:
+    """The lines of a notebook file's pages (a :data:`PAGE_SUFFIXES` name), else ``inks`` as read."""
+    return split_pages(inks) if Path(name or "").suffix.lower() in PAGE_SUFFIXES else inks
+
+
 def _read_file(path: Path) -> list[Ink]:
     try:
-        inks = list(read_ink(path, limits=TRAINING_LIMITS))
-        return split_pages(inks) if path.suffix.lower() in PAGE_SUFFIXES else inks
+        return lines_if_notebook(list(read_ink(path, limits=TRAINING_LIMITS)), path.name)
     except InkFormatError as e:
         raise DataError(one_line(str(e)) or f"{path}: not a readable ink file") from e
     except OSError as e:

@@ -10,12 +10,10 @@ for how a running training is stopped then).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from vrnn.datasets import PAGE_SUFFIXES
+from vrnn.datasets import lines_if_notebook
 from vrnn.ink import Ink, ink_digest
-from vrnn.pages import split_pages
 from vrnn.text import one_line
 
 MAX_SESSION_DRAWINGS = 500
@@ -104,16 +102,11 @@ def parse_upload(file_id: str, name: str, data: bytes, training: bool = False) -
         return UploadResult(file_id, name, error=_app_words(name, one_line(str(e))))
     except Exception as e:  # noqa: BLE001 - never a traceback on the page for a user's file
         return UploadResult(file_id, name, error=one_line(f"{name}: could not be read ({type(e).__name__}: {e})"))
-    inks = split_pages(inks) if _is_notebook(name) else inks
+    inks = lines_if_notebook(inks, name)  # a notebook is listed and trained on as its lines
     inks = [i for i in inks if i.num_points >= 2]
     if not inks:
         return UploadResult(file_id, name, error=f"{name}: holds no ink with at least two points")
     return UploadResult(file_id, name, inks=inks)
-
-
-def _is_notebook(name: str) -> bool:
-    """Pages of notes (Xournal++, Excalidraw, InkML documents): listed and trained on as lines."""
-    return Path(name or "").suffix.lower() in PAGE_SUFFIXES
 
 
 def _app_words(name: str, message: str) -> str:
