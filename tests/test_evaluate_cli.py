@@ -7,10 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from vrnn.datasets import load_eval_inks
 from vrnn.evaluate import main
+from vrnn.formats import write_ink
+from vrnn.ink import Ink
 from vrnn.model import VRNNConfig
 from vrnn.train import TrainOptions, fit
 
@@ -134,3 +137,28 @@ def test_split_test_of_a_file_evaluates_the_writers_training_held_out(checkpoint
         assert code == 0, err
         r = json.loads(out)
         assert r["split"] == "test" and r["sequences"] == len(test) and r["inks"] == describe(test)
+
+
+def test_continuation_benchmark_flag_reports_size_and_style_against_oracle_and_chance(checkpoints, capsys):
+    for kind in ("vrnn", "rnn"):
+        code, out, err = run(["--model", checkpoints[kind], "--data", "synthetic", "--synthetic-lines", 2,
+                              "--continuation", 4, "--json"], capsys)
+        assert code == 0, err
+        c = json.loads(out)["continuation"]
+        assert c["lines"] == 4
+        assert c["size_ratio_median"] > 0 and c["size_ratio_iqr"][0] <= c["size_ratio_median"] <= c["size_ratio_iqr"][1]
+        for key in ("style_score", "oracle_score", "chance_score"):
+            assert 0.0 <= c[key] <= 1.0, (key, c)
+    code, out, _ = run(["--model", checkpoints["rnn"], "--data", "synthetic", "--synthetic-lines", 2,
+                        "--continuation", 4], capsys)
+    assert code == 0 and "continuation benchmark (4 held-out lines" in out and "same-writer oracle" in out
+
+
+def test_continuation_benchmark_needs_two_writers_with_two_lines(checkpoints, capsys, tmp_path):
+    code, _, err = run(["--model", checkpoints["rnn"], "--data", "synthetic", "--continuation", 1], capsys)
+    assert code != 0 and "--continuation needs at least 2 lines" in err
+    lonely = tmp_path / "one.json"
+    two_strokes = [np.array([[0.0, 0.0], [5.0, 1.0]]), np.array([[9.0, 0.0], [12.0, 3.0]])]
+    write_ink([Ink(strokes=two_strokes, writer="a"), Ink(strokes=two_strokes, writer="a")], lonely)
+    code, _, err = run(["--model", checkpoints["rnn"], "--data", lonely, "--continuation", 4], capsys)
+    assert code != 0 and "at least two writers" in err and len(err.strip().splitlines()) == 1

@@ -13,6 +13,15 @@ Command line::
 
 ``--data synthetic`` evaluates on the generator's held-out ``test`` writers. For files,
 ``--split all`` (the default) takes every ink; see :func:`vrnn.datasets.load_eval_inks`.
+
+``--continuation N`` adds the continuation benchmark (:mod:`vrnn.style`) on ``N`` held-out
+lines: each is split at its middle pen lift, the model continues the first half, and the
+continuation's size and style are compared with the writer's true second half (size
+ratio, style score against a same-writer oracle and chance). With ``--data synthetic`` the
+lines are 4 random-text lines by each of ``N / 4`` ``test`` writers; with files, lines of
+writers that have at least two in the evaluated split::
+
+    python -m vrnn.evaluate --model pretrained/rnn --data synthetic --continuation 80
 """
 
 from __future__ import annotations
@@ -30,28 +39,47 @@ from .checkpoint import CheckpointError  # noqa: E402
 from .datasets import DataError, describe, load_eval_inks  # noqa: E402
 from .ink import InkFormatError  # noqa: E402
 from .model import load_model  # noqa: E402
+from .style import continuation_benchmark, held_out_lines, lines_by_writer  # noqa: E402
 
 
 def evaluate_checkpoint(model_dir: str | None, data: str, *, importance_samples: int = 0, split: str | None = None,
                         synthetic_lines: int = 200, seed: int = 0, data_seed: int = 0, device: str | None = None,
-                        valid_fraction: float = 0.1, test_fraction: float = 0.1) -> dict:
+                        valid_fraction: float = 0.1, test_fraction: float = 0.1,
+                        continuation: int = 0) -> dict:
     """Load a checkpoint, load the data and return :meth:`model.evaluate`'s numbers plus what was evaluated.
 
     ``valid_fraction`` / ``test_fraction``: the writer hold-out of training (the same values
     give the same held-out writers; see :func:`vrnn.datasets.holdout_split`).
+    ``continuation``: lines for the continuation benchmark (0: none); its numbers go under
+    ``"continuation"`` (:meth:`vrnn.style.BenchmarkResult.as_dict`).
     """
     model = load_model(model_dir, device=device)
     inks = load_eval_inks(data, split=split, seed=data_seed, synthetic_lines=synthetic_lines,
                           valid_fraction=valid_fraction, test_fraction=test_fraction)
     result = model.evaluate(inks, importance_samples=importance_samples, seed=seed)
     eff_split = split or ("test" if data == "synthetic" else "all")
-    return {
+    out = {
         "checkpoint": model_dir if model_dir is not None else "pretrained (bundled)",
         "data": data,
         "split": eff_split,
         "inks": describe(inks),
         **result,
     }
+    if continuation:
+        out["continuation"] = continuation_lines_benchmark(model, data, inks, continuation, seed=seed)
+    return out
+
+
+def continuation_lines_benchmark(model, data: str, inks: list, lines: int, *, seed: int = 0) -> dict:
+    """The continuation benchmark on ``lines`` held-out lines (module docstring)."""
+    per_writer = 4 if lines >= 8 else 2
+    if data == "synthetic":
+        inks = held_out_lines(writers=max(2, -(-lines // per_writer)), per_writer=per_writer)
+    bench_inks = lines_by_writer(inks, lines, per_writer=per_writer)
+    if len({ink.writer for ink in bench_inks}) < 2:
+        raise DataError(f"{data}: the continuation benchmark needs lines by at least two writers "
+                        "with two or more multi-stroke lines each")
+    return continuation_benchmark(model, bench_inks, seed=seed).as_dict()
 
 
 def format_table(r: dict) -> str:
@@ -72,6 +100,17 @@ def format_table(r: dict) -> str:
     if r.get("kl_per_dim"):
         lines.append(f"{'KL per dimension':<34}" + " ".join(f"{v:.3f}" for v in r["kl_per_dim"]))
         lines.append(f"{'active units (Cov > 0.01)':<34}{r['active_units']:>12d} of {len(r['kl_per_dim'])}")
+    if "continuation" in r:
+        c = r["continuation"]
+        lo, hi = c["size_ratio_iqr"]
+        lines += [
+            "",
+            f"continuation benchmark ({c['lines']} held-out lines, split at the middle pen lift)",
+            f"{'size ratio (continuation / prefix)':<34}{c['size_ratio_median']:>12.3f}  (IQR {lo:.2f}-{hi:.2f}; 1 is right)",
+            f"{'style score (0.5: chance)':<34}{c['style_score']:>12.3f}",
+            f"{'  same-writer oracle':<34}{c['oracle_score']:>12.3f}",
+            f"{'  another writer (chance)':<34}{c['chance_score']:>12.3f}",
+        ]
     return "\n".join(lines)
 
 
@@ -88,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic corpus and of the writer split")
     p.add_argument("--valid-fraction", type=float, default=0.1, help="the training run's --valid-fraction (files)")
     p.add_argument("--test-fraction", type=float, default=0.1, help="the training run's --test-fraction (files)")
+    p.add_argument("--continuation", type=int, default=0, metavar="N",
+                   help="also run the continuation benchmark on N held-out lines (0: off)")
     p.add_argument("--device", help="cpu, cuda ... (default: CUDA when available)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     return p
@@ -97,10 +138,13 @@ def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     if a.importance_samples < 0:
         return fail("--importance-samples must be >= 0")
+    if a.continuation < 0 or a.continuation == 1:
+        return fail("--continuation needs at least 2 lines (0: off)")
     try:
         r = evaluate_checkpoint(a.model, a.data, importance_samples=a.importance_samples, split=a.split,
                                 synthetic_lines=a.synthetic_lines, seed=a.seed, data_seed=a.data_seed, device=a.device,
-                                valid_fraction=a.valid_fraction, test_fraction=a.test_fraction)
+                                valid_fraction=a.valid_fraction, test_fraction=a.test_fraction,
+                                continuation=a.continuation)
     except (DataError, InkFormatError, CheckpointError) as e:
         return fail(e)
     print(json.dumps(r, indent=2) if a.json else format_table(r))
