@@ -1,0 +1,120 @@
+"""Rebuild the README's results tables for the bundled models (or any two checkpoints).
+
+For the VRNN and the RNN-GMM, side by side (one process each), on
+
+- held-out synthetic writers (the generator's ``test`` split),
+- the Omniglot sketch-rnn ``test`` split (``../shared/data/omniglot/omniglot.npz``),
+- the real UJI characters (``../shared/data/uji``, never trained on),
+
+it runs ``python -m vrnn.evaluate`` with IWAE(K) (the RNN-GMM's rows are its exact
+log-likelihood), plus the continuation benchmark on held-out synthetic lines. It writes
+one JSON per model and data set to ``results/``, records them in each model's card
+(``card["evaluation"]``; the weights and their checksum are untouched) and prints the
+Markdown tables the README shows.
+
+    python scripts/results_table.py [--vrnn pretrained/vrnn] [--rnn pretrained/rnn] [-k 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+SETS = {  # name: (caption, evaluate arguments); files only when present
+    "synthetic-test": ("synthetic, held-out writers", ["--data", "synthetic"]),
+    "omniglot-test": ("Omniglot `omniglot.npz` test split (real, mostly mouse)",
+                      ["--data", str(DATA / "omniglot" / "omniglot.npz"), "--split", "test"]),
+    "uji": ("UJI Pen Characters v2 (real, never trained on)", ["--data", str(DATA / "uji")]),
+}
+
+
+def available() -> dict:
+    return {k: v for k, v in SETS.items() if k == "synthetic-test" or Path(v[1][1]).exists()}
+
+
+def evaluate_model(model_dir: str, k: int, lines: int, continuation: int) -> dict:
+    """Every data set for one model, in order, in one worker process per call."""
+    out = {}
+    for name, (_, args) in available().items():
+        extra = ["--synthetic-lines", str(lines)] if name == "synthetic-test" else []
+        if name == "synthetic-test" and continuation:
+            extra += ["--continuation", str(continuation)]
+        cmd = [sys.executable, "-m", "vrnn.evaluate", "--model", model_dir, *args, *extra,
+               "--importance-samples", str(k), "--device", "cpu", "--json"]
+        r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
+                           env={**os.environ, "OMP_NUM_THREADS": "1"})
+        if r.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)}: {r.stderr.strip()}")
+        out[name] = json.loads(r.stdout)
+    return out
+
+
+def record_in_card(model_dir: str, results: dict) -> None:
+    """``card["evaluation"]``: per data set, the numbers the README's tables show."""
+    path = Path(model_dir) / "config.json"
+    meta = json.loads(path.read_text())
+    keep = ("sequences", "points", "elbo_per_point", "iwae_per_point", "importance_samples", "kl_per_point",
+            "kl_per_dim", "active_units", "continuation")
+    meta["card"]["evaluation"] = {name: {k: r[k] for k in keep if k in r} | {"data": r["data"], "split": r["split"]}
+                                  for name, r in results.items()}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(meta, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def tables(v: dict, r: dict, k: int) -> str:
+    rows = [f"| data | inks | points | VRNN ELBO | VRNN IWAE (K={k}) | RNN-GMM log-lik |", "|---|---|---|---|---|---|"]
+    for name, (caption, _) in available().items():
+        a, b = v[name], r[name]
+        best = max(a["iwae_per_point"], b["iwae_per_point"])
+        cell = lambda x: f"**{x:.3f}**" if x == best else f"{x:.3f}"  # noqa: E731
+        rows.append(f"| {caption} | {a['sequences']} | {a['points']:,} | {a['elbo_per_point']:.3f} | "
+                    f"{cell(a['iwae_per_point'])} | {cell(b['iwae_per_point'])} |")
+    syn = v["synthetic-test"]
+    rows += ["", f"VRNN latent on held-out synthetic writers: KL {syn['kl_per_point']:.3f} nats/point, "
+             f"{syn['active_units']} of {len(syn['kl_per_dim'])} units active; KL per dimension "
+             + ", ".join(f"{x:.3f}" for x in sorted(syn["kl_per_dim"], reverse=True))]
+    if "continuation" in syn:
+        rows += ["", "| continuation benchmark | lines | size ratio (median, IQR) | style score | same-writer oracle | chance |",
+                 "|---|---|---|---|---|---|"]
+        for label, res in (("VRNN-GMM", v), ("RNN-GMM", r)):
+            c = res["synthetic-test"]["continuation"]
+            lo, hi = c["size_ratio_iqr"]
+            rows.append(f"| {label} | {c['lines']} | {c['size_ratio_median']:.2f} ({lo:.2f}-{hi:.2f}) | "
+                        f"{c['style_score']:.3f} | {c['oracle_score']:.3f} | {c['chance_score']:.3f} |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--vrnn", default=str(ROOT / "pretrained" / "vrnn"))
+    ap.add_argument("--rnn", default=str(ROOT / "pretrained" / "rnn"))
+    ap.add_argument("-k", "--importance-samples", type=int, default=100)
+    ap.add_argument("--lines", type=int, default=100, help="held-out synthetic lines")
+    ap.add_argument("--continuation", type=int, default=80, help="continuation benchmark lines (0: off)")
+    ap.add_argument("--out", default=str(ROOT / "results"))
+    ap.add_argument("--no-card", action="store_true", help="leave the model cards as they are")
+    a = ap.parse_args()
+    with ThreadPoolExecutor(2) as pool:
+        jobs = {m: pool.submit(evaluate_model, d, a.importance_samples, a.lines, a.continuation)
+                for m, d in (("vrnn", a.vrnn), ("rnn", a.rnn))}
+        res = {m: j.result() for m, j in jobs.items()}
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for m, per_set in res.items():
+        for name, r in per_set.items():
+            (out / f"{m}-{name}.json").write_text(json.dumps(r, indent=2) + "\n")
+        if not a.no_card:
+            record_in_card(a.vrnn if m == "vrnn" else a.rnn, per_set)
+    print(tables(res["vrnn"], res["rnn"], a.importance_samples))
+
+
+if __name__ == "__main__":
+    main()
