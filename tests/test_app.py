@@ -223,6 +223,12 @@ def test_model_card_text_of_an_app_trained_model():
     bundled = {"data": "synthetic", "train_inks": 20000, "metrics": {"best_valid_elbo_per_point": 3.92}}
     text = model_summary(SimpleNamespace(model=SimpleNamespace(config=cfg, card=bundled), is_latent=True))
     assert "trained on 20,000 synthetic inks" in text and "validation ELBO 3.92" in text
+    mixed = {"data": "synthetic:0.5 + /d/omniglot.npz:0.3 + omniglot-lines:/d/strokes.zip:0.2", "train_inks": 72563,
+             "mixture": [{"source": "synthetic", "weight": 0.45}, {"source": "/d/omniglot.npz", "weight": 0.45},
+                         {"source": "omniglot-lines:/d/strokes.zip", "weight": 0.1}]}
+    text = model_summary(SimpleNamespace(model=SimpleNamespace(config=cfg, card=mixed), is_latent=True))
+    assert "trained on 72,563 inks: synthetic 45% · omniglot.npz 45% · omniglot-lines strokes.zip 10%" in text
+    assert "/d/" not in text
 
 
 def test_bounds_use_fixed_noise_an_elbo_independent_of_k_and_standard_errors(tiny_models):

@@ -113,6 +113,24 @@ def sidebar(data: SessionData):
     return service, options, style, int(trace_seed)
 
 
+def mixture_text(mixture) -> str:
+    """A card's data mixture in a few words: ``"synthetic 45% · omniglot.npz 25% · ..."``
+    (file sources by their file name; empty unless it is a list of sources)."""
+    if not isinstance(mixture, list) or not mixture:
+        return ""
+    parts = []
+    try:
+        total = sum(float(m["weight"]) for m in mixture) or 1.0
+        for m in mixture:
+            source = str(m["source"])
+            prefix, _, path = source.rpartition(":") if source.startswith("omniglot-lines:") else ("", "", source)
+            name = f"{prefix} " if prefix else ""
+            parts.append(f"{name}{os.path.basename(path.rstrip('/')) or path} {100 * float(m['weight']) / total:.0f}%")
+    except (KeyError, TypeError, ValueError):
+        return ""
+    return " · ".join(parts)
+
+
 def model_summary(service) -> str:
     """The sidebar's model card: architecture, data, steps and its own validation score."""
     cfg = service.model.config
@@ -124,7 +142,10 @@ def model_summary(service) -> str:
     extra = []
     data = str(card.get("data") or "").strip()
     n = card.get("train_inks")
-    if data or isinstance(n, int):
+    mixture = mixture_text(card.get("mixture"))
+    if mixture and isinstance(n, int):
+        extra.append(f"trained on {n:,} inks: {mixture}")
+    elif data or isinstance(n, int):
         # "synthetic" -> "20,000 synthetic inks"; "inks uploaded or drawn in the app" stays as it is
         what = data if data.startswith("inks") or data.endswith("inks") else (f"{data} inks" if data else "inks")
         extra.append(f"trained on {n:,} {what}" if isinstance(n, int) else f"trained on {what}")
