@@ -62,6 +62,7 @@ def record_in_card(model_dir: str, results: dict) -> None:
     meta = json.loads(path.read_text())
     keep = ("sequences", "points", "elbo_per_point", "iwae_per_point", "importance_samples", "kl_per_point",
             "kl_per_dim", "active_units", "continuation")
+    meta["card"] = meta.get("card") or {}
     meta["card"]["evaluation"] = {name: {k: r[k] for k in keep if k in r} | {"data": r["data"], "split": r["split"]}
                                   for name, r in results.items()}
     tmp = path.with_suffix(".json.tmp")
@@ -102,6 +103,9 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "results"))
     ap.add_argument("--no-card", action="store_true", help="leave the model cards as they are")
     a = ap.parse_args()
+    if a.importance_samples < 1:
+        ap.error("-k must be at least 1 (the tables show IWAE)")
+    a.vrnn, a.rnn = str(Path(a.vrnn).resolve()), str(Path(a.rnn).resolve())
     with ThreadPoolExecutor(2) as pool:
         jobs = {m: pool.submit(evaluate_model, d, a.importance_samples, a.lines, a.continuation)
                 for m, d in (("vrnn", a.vrnn), ("rnn", a.rnn))}

@@ -32,8 +32,16 @@ COMMON=(--data synthetic:0.45 --data "$D/omniglot.npz:0.25"
 mkdir -p "$OUT"
 python -m vrnn.train --model vrnn "${COMMON[@]}" --free-bits 0.02 --free-bits-mode total \
   --kl-warmup-steps 2000 --out "$OUT/vrnn" > "$OUT/vrnn.log" 2>&1 &
+P_VRNN=$!
 python -m vrnn.train --model rnn "${COMMON[@]}" --out "$OUT/rnn" > "$OUT/rnn.log" 2>&1 &
-wait
+P_RNN=$!
+S_VRNN=0; S_RNN=0
+wait "$P_VRNN" || S_VRNN=$?
+wait "$P_RNN" || S_RNN=$?
+if [ "$S_VRNN" -ne 0 ] || [ "$S_RNN" -ne 0 ]; then
+  echo "error: training failed (vrnn exit $S_VRNN, rnn exit $S_RNN; see $OUT/*.log); pretrained/ is unchanged" >&2
+  exit 1
+fi
 for m in vrnn rnn; do
   mkdir -p "pretrained/$m"
   cp "$OUT/$m/config.json" "$OUT/$m/model.safetensors" "$OUT/$m/metrics.jsonl" "pretrained/$m/"

@@ -155,8 +155,9 @@ def test_continuation_benchmark_flag_reports_size_and_style_against_oracle_and_c
 
 
 def test_continuation_benchmark_needs_two_writers_with_two_lines(checkpoints, capsys, tmp_path):
-    code, _, err = run(["--model", checkpoints["rnn"], "--data", "synthetic", "--continuation", 1], capsys)
-    assert code != 0 and "--continuation needs at least 2 lines" in err
+    for too_few in (1, 3):
+        code, _, err = run(["--model", checkpoints["rnn"], "--data", "synthetic", "--continuation", too_few], capsys)
+        assert code != 0 and "--continuation needs at least 4 lines" in err
     lonely = tmp_path / "one.json"
     two_strokes = [np.array([[0.0, 0.0], [5.0, 1.0]]), np.array([[9.0, 0.0], [12.0, 3.0]])]
     write_ink([Ink(strokes=two_strokes, writer="a"), Ink(strokes=two_strokes, writer="a")], lonely)

@@ -7,8 +7,8 @@ import pytest
 
 from vrnn.ink import Ink
 from vrnn.model import VRNN, VRNNConfig
-from vrnn.style import FEATURES, continuation_benchmark, split_at_middle_lift, style_features
-from vrnn.synthetic import SyntheticWriter, generate_line, random_text, writer_style, writers_in_split
+from vrnn.style import FEATURES, continuation_benchmark, held_out_lines, split_at_middle_lift, style_features
+from vrnn.synthetic import SyntheticWriter, generate_line, writers_in_split
 
 PLAIN = SyntheticWriter(writer_id="syn-test", font="cursive", x_height=40.0, slant_deg=0.0, letter_jitter=0.0,
                         baseline_slope=0.0, baseline_wave=0.0, deform_amp=0.0, tremor=0.0, lift_prob=0.0)
@@ -54,12 +54,7 @@ def test_split_at_middle_lift():
 
 
 def _held_out_lines(per_writer=3, writers=10):
-    inks = []
-    for w in writers_in_split("test")[:writers]:
-        for j in range(per_writer):
-            rng = np.random.default_rng([5, w, j])
-            inks.append(generate_line(random_text(rng), writer_style(w), rng))
-    return inks
+    return held_out_lines(writers=writers, per_writer=per_writer, seed=5)
 
 
 class _Imitator:
@@ -98,3 +93,19 @@ def test_benchmark_runs_on_a_real_model_and_needs_two_writers():
     assert r.lines == len(inks) and np.isfinite(r.size_ratio_median) and 0.0 <= r.style_score <= 1.0
     with pytest.raises(ValueError, match="two writers"):
         continuation_benchmark(model, [i for i in inks if i.writer == inks[0].writer])
+
+
+def test_benchmark_line_sets_give_every_line_a_same_writer_partner():
+    from collections import Counter
+
+    from vrnn.style import held_out_lines, lines_by_writer
+
+    inks = held_out_lines(writers=5, per_writer=3)
+    assert len(inks) == 15 and len({i.writer for i in inks}) == 5
+    assert {i.writer for i in inks} <= {f"syn-{w:04d}" for w in writers_in_split("test")}
+    for limit in (4, 5, 7, 15):
+        chosen = lines_by_writer(inks, limit, per_writer=3)
+        counts = Counter(i.writer for i in chosen)
+        assert len(chosen) <= limit and min(counts.values()) >= 2, (limit, counts)
+    with pytest.raises(ValueError, match="at least two"):
+        held_out_lines(writers=3, per_writer=1)

@@ -18,7 +18,8 @@ Command line::
 lines: each is split at its middle pen lift, the model continues the first half, and the
 continuation's size and style are compared with the writer's true second half (size
 ratio, style score against a same-writer oracle and chance). With ``--data synthetic`` the
-lines are 4 random-text lines by each of ``N / 4`` ``test`` writers; with files, lines of
+lines are random-text lines by the ``test`` writers, 4 each (2 for ``N < 8``, more when
+``N`` exceeds 4 per writer); with files, groups of 2 to 4 lines by one writer, from the
 writers that have at least two in the evaluated split::
 
     python -m vrnn.evaluate --model pretrained/rnn --data synthetic --continuation 80
@@ -40,6 +41,7 @@ from .datasets import DataError, describe, load_eval_inks  # noqa: E402
 from .ink import InkFormatError  # noqa: E402
 from .model import load_model  # noqa: E402
 from .style import continuation_benchmark, held_out_lines, lines_by_writer  # noqa: E402
+from .synthetic import writers_in_split  # noqa: E402
 
 
 def evaluate_checkpoint(model_dir: str | None, data: str, *, importance_samples: int = 0, split: str | None = None,
@@ -74,6 +76,8 @@ def continuation_lines_benchmark(model, data: str, inks: list, lines: int, *, se
     """The continuation benchmark on ``lines`` held-out lines (module docstring)."""
     per_writer = 4 if lines >= 8 else 2
     if data == "synthetic":
+        test_writers = len(writers_in_split("test"))
+        per_writer = max(per_writer, -(-lines // test_writers))  # more lines each beyond 4 x the writers
         inks = held_out_lines(writers=max(2, -(-lines // per_writer)), per_writer=per_writer)
     bench_inks = lines_by_writer(inks, lines, per_writer=per_writer)
     if len({ink.writer for ink in bench_inks}) < 2:
@@ -138,8 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     if a.importance_samples < 0:
         return fail("--importance-samples must be >= 0")
-    if a.continuation < 0 or a.continuation == 1:
-        return fail("--continuation needs at least 2 lines (0: off)")
+    if a.continuation < 0 or 0 < a.continuation < 4:
+        return fail("--continuation needs at least 4 lines: two by each of two writers (0: off)")
     try:
         r = evaluate_checkpoint(a.model, a.data, importance_samples=a.importance_samples, split=a.split,
                                 synthetic_lines=a.synthetic_lines, seed=a.seed, data_seed=a.data_seed, device=a.device,

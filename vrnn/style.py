@@ -39,7 +39,7 @@ import numpy as np
 
 from .ink import Ink
 from .preprocess import clean_ink, ink_scale
-from .synthetic import generate_line, random_text, writer_style, writers_in_split
+from .synthetic import writer_lines, writers_in_split
 
 FEATURES = ("log_height", "slant", "advance", "lift_rate", "stroke_length", "gap")
 
@@ -120,33 +120,28 @@ def _scores(candidates: np.ndarray, truths: np.ndarray, writers: list[str], vali
 def held_out_lines(writers: int = 20, per_writer: int = 4, *, seed: int = 99) -> list[Ink]:
     """``per_writer`` lines of random text by each of the first ``writers`` synthetic ``test``
     writers (never trained or validated on): the benchmark's standard synthetic set."""
-    ids = writers_in_split("test")[:writers]
-    if len(ids) < 2 or per_writer < 1:
-        raise ValueError("the continuation benchmark needs at least two writers and one line each")
-    inks = []
-    for w in ids:
-        for j in range(per_writer):
-            rng = np.random.default_rng([seed, w, j])
-            inks.append(generate_line(random_text(rng), writer_style(w), rng))
-    return inks
+    ids = writers_in_split("test")
+    if not 2 <= writers <= len(ids) or per_writer < 2:
+        raise ValueError(f"the continuation benchmark needs 2 to {len(ids)} test writers and at least two "
+                         f"lines by each (the oracle), got {writers} x {per_writer}")
+    return writer_lines(ids[:writers], per_writer, seed=seed)
 
 
 def lines_by_writer(inks: list[Ink], limit: int, *, per_writer: int = 4) -> list[Ink]:
-    """Up to ``limit`` inks with a writer id and more than one stroke, at most ``per_writer``
-    by each writer and only writers with at least two (the oracle needs a second line),
-    taken round-robin over the writers so that many hands are in the set."""
+    """Up to ``limit`` inks with a writer id and more than one stroke: whole groups of 2 to
+    ``per_writer`` lines by one writer (the oracle needs a second line by the same
+    writer), writer after writer in order of appearance, so every line has a partner."""
     groups: dict[str, list[Ink]] = {}
     for ink in inks:
         if ink.writer is not None and len(ink.strokes) > 1:
             g = groups.setdefault(ink.writer, [])
             if len(g) < per_writer:
                 g.append(ink)
-    rows = [g for g in groups.values() if len(g) >= 2]
     out: list[Ink] = []
-    for j in range(per_writer):
-        for g in rows:
-            if j < len(g) and len(out) < limit:
-                out.append(g[j])
+    for g in groups.values():
+        take = min(len(g), limit - len(out))
+        if take >= 2:
+            out.extend(g[:take])
     return out
 
 

@@ -643,6 +643,18 @@ def generate_line(text: str, style: SyntheticWriter, rng: np.random.Generator) -
 
 
 # ---------------------------------------------------------------------- corpus
+def writer_lines(writers: list[int], per_writer: int, *, seed: int = 0) -> list[Ink]:
+    """``per_writer`` lines of random text (:func:`random_text`) by each writer index in
+    ``writers``, writer by writer; line ``j`` of writer ``w`` is seeded ``[seed, w, j]``."""
+    inks = []
+    for w in writers:
+        style = writer_style(w)
+        for j in range(per_writer):
+            rng = np.random.default_rng([seed, w, j])
+            inks.append(generate_line(random_text(rng), style, rng))
+    return inks
+
+
 def synthetic_inks(n: int, *, seed: int = 0, split: str | None = None) -> list[Ink]:
     """``n`` lines of the synthetic handwriting corpus, deterministic for ``seed``.
 
@@ -684,14 +696,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--color-strokes", action="store_true", help="alternate colours per stroke to show pen lifts")
     args = ap.parse_args(argv)
 
-    inks, captions = [], []
-    for w in (int(v) for v in args.writers.split(",")):
-        style = writer_style(w)
-        for j in range(args.lines_per_writer):
-            rng = np.random.default_rng([args.seed, w, j])
-            inks.append(generate_line(random_text(rng), style, rng))
-            captions.append(f"{inks[-1].label}   [{style.writer_id}: {style.font}, x-height {style.x_height:.0f}, "
-                            f"slant {style.slant_deg:+.0f}\u00b0]")
+    inks = writer_lines([int(v) for v in args.writers.split(",")], args.lines_per_writer, seed=args.seed)
+    captions = []
+    for ink in inks:
+        style = writer_style(int(ink.writer.split("-")[1]))
+        captions.append(f"{ink.label}   [{style.writer_id}: {style.font}, x-height {style.x_height:.0f}, "
+                        f"slant {style.slant_deg:+.0f}\u00b0]")
     colors = [["#202020", "#1f77b4", "#d62728"]] * len(inks) if args.color_strokes else None
     img = render_inks_png(inks, None, width=args.width, cols=args.cols, cell_height=args.width // args.cols // 5,
                           colors=colors, labels=captions, line_width=1.6)

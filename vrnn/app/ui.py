@@ -15,6 +15,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from vrnn.datasets import OMNIGLOT_LINES
 from vrnn.ink import Ink
 from vrnn.text import one_line
 
@@ -123,8 +124,9 @@ def mixture_text(mixture) -> str:
         total = sum(float(m["weight"]) for m in mixture) or 1.0
         for m in mixture:
             source = str(m["source"])
-            prefix, _, path = source.rpartition(":") if source.startswith("omniglot-lines:") else ("", "", source)
-            name = f"{prefix} " if prefix else ""
+            lines = source.startswith(OMNIGLOT_LINES)
+            path = source[len(OMNIGLOT_LINES):] if lines else source
+            name = f"{OMNIGLOT_LINES[:-1]} " if lines else ""
             parts.append(f"{name}{os.path.basename(path.rstrip('/')) or path} {100 * float(m['weight']) / total:.0f}%")
     except (KeyError, TypeError, ValueError):
         return ""
@@ -143,8 +145,8 @@ def model_summary(service) -> str:
     data = str(card.get("data") or "").strip()
     n = card.get("train_inks")
     mixture = mixture_text(card.get("mixture"))
-    if mixture and isinstance(n, int):
-        extra.append(f"trained on {n:,} inks: {mixture}")
+    if mixture:
+        extra.append(f"trained on {n:,} inks: {mixture}" if isinstance(n, int) else f"trained on {mixture}")
     elif data or isinstance(n, int):
         # "synthetic" -> "20,000 synthetic inks"; "inks uploaded or drawn in the app" stays as it is
         what = data if data.startswith("inks") or data.endswith("inks") else (f"{data} inks" if data else "inks")
