@@ -61,7 +61,7 @@ def record_in_card(model_dir: str, results: dict) -> None:
     path = Path(model_dir) / "config.json"
     meta = json.loads(path.read_text())
     keep = ("sequences", "points", "elbo_per_point", "iwae_per_point", "importance_samples", "kl_per_point",
-            "kl_per_dim", "active_units", "continuation")
+            "kl_per_dim", "active_units", "informative_units", "continuation")
     meta["card"] = meta.get("card") or {}
     meta["card"]["evaluation"] = {name: {k: r[k] for k in keep if k in r} | {"data": r["data"], "split": r["split"]}
                                   for name, r in results.items()}
@@ -80,7 +80,8 @@ def tables(v: dict, r: dict, k: int) -> str:
                     f"{cell(a['iwae_per_point'])} | {cell(b['iwae_per_point'])} |")
     syn = v["synthetic-test"]
     rows += ["", f"VRNN latent on held-out synthetic writers: KL {syn['kl_per_point']:.3f} nats/point, "
-             f"{syn['active_units']} of {len(syn['kl_per_dim'])} units active; KL per dimension "
+             f"{syn['active_units']} of {len(syn['kl_per_dim'])} units active (Burda et al.), "
+             f"{syn.get('informative_units', '?')} informative (KL > 0.01 nats/point); KL per dimension "
              + ", ".join(f"{x:.3f}" for x in sorted(syn["kl_per_dim"], reverse=True))]
     if "continuation" in syn:
         rows += ["", "| continuation benchmark | lines | size ratio (median, IQR) | style score | same-writer oracle | chance |",

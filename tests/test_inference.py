@@ -344,6 +344,7 @@ def test_evaluate_reports_kl_per_dimension_and_active_units():
     assert len(r["kl_per_dim"]) == 4 and len(r["unit_activity"]) == 4
     assert sum(r["kl_per_dim"]) == pytest.approx(r["kl_per_point"], rel=1e-6)
     assert min(r["kl_per_dim"]) >= 0 and r["active_units"] == 4 and min(r["unit_activity"]) > 0.01
+    assert r["informative_units"] == sum(v > 0.01 for v in r["kl_per_dim"])
     # the posterior mean of dimension 2 no longer depends on the ink: that unit is inactive
     with torch.no_grad():
         model.encoder.last.weight[2] = 0.0
@@ -365,5 +366,6 @@ def test_baseline_reports_no_latent_units(model):
     r = model.evaluate([_ink()], importance_samples=2)
     if not model.latent_size:
         assert r["kl_per_dim"] == [] and r["active_units"] == 0 and r["unit_activity"] == []
+        assert r["informative_units"] == 0
     else:
         assert len(r["kl_per_dim"]) == model.latent_size

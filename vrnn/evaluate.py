@@ -104,6 +104,8 @@ def format_table(r: dict) -> str:
     if r.get("kl_per_dim"):
         lines.append(f"{'KL per dimension':<34}" + " ".join(f"{v:.3f}" for v in r["kl_per_dim"]))
         lines.append(f"{'active units (Cov > 0.01)':<34}{r['active_units']:>12d} of {len(r['kl_per_dim'])}")
+        if "informative_units" in r:
+            lines.append(f"{'informative units (KL > 0.01)':<34}{r['informative_units']:>12d} of {len(r['kl_per_dim'])}")
     if "continuation" in r:
         c = r["continuation"]
         lo, hi = c["size_ratio_iqr"]

@@ -36,6 +36,7 @@ from .preprocess import collate, prepare
 
 #: Active-unit threshold of Burda et al. (2016) on ``Cov_x(E_q[z_u])``.
 ACTIVE_UNIT_THRESHOLD = 0.01
+INFORMATIVE_KL_THRESHOLD = 0.01  # nats per point in one latent dimension: the posterior departs from the prior
 
 
 class LRUCache:
@@ -341,6 +342,10 @@ class Inference:
         (Burda et al. 2016): ``unit_activity[u]`` is the variance of the posterior mean
         ``E_q[z_t,u]`` over every real step of every ink, and a unit is active when it
         exceeds 0.01 (``active_units`` counts them; 0 and empty lists for the baseline).
+        In a VRNN the prior moves with ``h`` too, so a unit whose posterior mean merely
+        follows the prior mean is "active" while carrying nothing: ``informative_units``
+        counts the dimensions whose KL exceeds 0.01 nats per point, where the posterior
+        actually departs from the prior.
         ``max_points``: rows x steps per model call (memory); the noise is drawn once per
         batch of inks, so results do not depend on it.
         """
@@ -418,6 +423,7 @@ class Inference:
         activity = mu_sq / max(mu_n, 1) - (mu_sum / max(mu_n, 1)) ** 2
         res["unit_activity"] = [float(max(v, 0.0)) for v in activity]
         res["active_units"] = int((activity > ACTIVE_UNIT_THRESHOLD).sum())
+        res["informative_units"] = int((kl_dims_tot / max(n_pts, 1) > INFORMATIVE_KL_THRESHOLD).sum())
         if K > 0:
             res["importance_samples"] = K
             if not Z:
