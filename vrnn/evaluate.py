@@ -40,8 +40,7 @@ from .checkpoint import CheckpointError  # noqa: E402
 from .datasets import DataError, describe, load_eval_inks  # noqa: E402
 from .ink import InkFormatError  # noqa: E402
 from .model import load_model  # noqa: E402
-from .style import continuation_benchmark, held_out_lines, lines_by_writer  # noqa: E402
-from .synthetic import writers_in_split  # noqa: E402
+from .style import continuation_benchmark, lines_by_writer, synthetic_benchmark_lines  # noqa: E402
 
 
 def evaluate_checkpoint(model_dir: str | None, data: str, *, importance_samples: int = 0, split: str | None = None,
@@ -74,12 +73,7 @@ def evaluate_checkpoint(model_dir: str | None, data: str, *, importance_samples:
 
 def continuation_lines_benchmark(model, data: str, inks: list, lines: int, *, seed: int = 0) -> dict:
     """The continuation benchmark on ``lines`` held-out lines (module docstring)."""
-    per_writer = 4 if lines >= 8 else 2
-    if data == "synthetic":
-        test_writers = len(writers_in_split("test"))
-        per_writer = max(per_writer, -(-lines // test_writers))  # more lines each beyond 4 x the writers
-        inks = held_out_lines(writers=max(2, -(-lines // per_writer)), per_writer=per_writer)
-    bench_inks = lines_by_writer(inks, lines, per_writer=per_writer)
+    bench_inks = synthetic_benchmark_lines(lines) if data == "synthetic" else lines_by_writer(inks, lines, per_writer=4)
     if len({ink.writer for ink in bench_inks}) < 2:
         raise DataError(f"{data}: the continuation benchmark needs lines by at least two writers "
                         "with two or more multi-stroke lines each")

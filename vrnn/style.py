@@ -127,6 +127,14 @@ def held_out_lines(writers: int = 20, per_writer: int = 4, *, seed: int = 99) ->
     return writer_lines(ids[:writers], per_writer, seed=seed)
 
 
+def synthetic_benchmark_lines(lines: int) -> list[Ink]:
+    """``lines`` held-out synthetic lines in whole same-writer groups: 4 by each ``test``
+    writer (2 for fewer than 8 lines, more each beyond 4 x the writers)."""
+    per_writer = max(4 if lines >= 8 else 2, -(-lines // len(writers_in_split("test"))))
+    inks = held_out_lines(writers=max(2, -(-lines // per_writer)), per_writer=per_writer)
+    return lines_by_writer(inks, lines, per_writer=per_writer)
+
+
 def lines_by_writer(inks: list[Ink], limit: int, *, per_writer: int = 4) -> list[Ink]:
     """Up to ``limit`` inks with a writer id and more than one stroke: whole groups of 2 to
     ``per_writer`` lines by one writer (the oracle needs a second line by the same
