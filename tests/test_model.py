@@ -298,3 +298,63 @@ def test_fused_lstm_loop_equals_autograd_in_every_output_and_gradient(with_eps):
             assert v is None or float(v.abs().sum()) == 0.0, name
             continue
         torch.testing.assert_close(u, v, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_latent_mlp_sets_the_prior_and_encoder_width_only():
+    cfg = VRNNConfig(**{**TINY, "latent_mlp": 8, "z_features": 5})
+    m = VRNN(cfg)
+    assert m.prior.first.out_features == m.encoder.first.out_features == 8
+    assert m.decoder.first.out_features == TINY["mlp"] and m.phi_z.first.out_features == 5
+    assert VRNNConfig.from_dict(cfg.to_dict()) == cfg
+    old = {k: v for k, v in cfg.to_dict().items() if k != "latent_mlp"}  # a checkpoint from before the field
+    assert VRNNConfig.from_dict(old).latent_mlp is None and VRNN(VRNNConfig.from_dict(old)).prior.first.out_features == 24
+    with pytest.raises(ValueError, match="latent_mlp"):
+        VRNNConfig(latent_mlp=0)
+    x, mask = _batch()
+    eps = torch.randn(3, 15, 4)
+    torch.testing.assert_close(m(x, mask, eps=eps).loss, naive_forward(m, x, mask, eps).loss)
+
+
+def test_workspace_never_hands_out_a_buffer_a_pending_backward_still_holds():
+    # two forwards before either backward (gradient accumulation, two losses): the second
+    # must not reuse the first's saved buffers; then, once both are done, buffers are reused
+    from vrnn import fused
+
+    torch.manual_seed(1)
+    m = VRNN(VRNNConfig(**TINY))
+    x1, mask = _batch(seed=1)
+    x2, _ = _batch(seed=2)
+    eps1, eps2 = torch.randn(3, 15, 4), torch.randn(3, 15, 4)
+    want = [torch.autograd.grad(naive_forward(m, x, mask, e).loss, list(m.parameters())) for x, e in
+            ((x1, eps1), (x2, eps2))]
+    for _ in range(2):  # the second round runs on reused buffers
+        a, b = m(x1, mask, eps=eps1), m(x2, mask, eps=eps2)
+        got_b = torch.autograd.grad(b.loss, list(m.parameters()))
+        got_a = torch.autograd.grad(a.loss, list(m.parameters()))
+        for got, ref in ((got_a, want[0]), (got_b, want[1])):
+            for u, v in zip(got, ref):
+                torch.testing.assert_close(u, v, rtol=1e-4, atol=1e-6)
+        del a, b
+    pools = [p for p in fused._WORKSPACE.pools.values() if p]
+    assert pools and all(len(p) <= fused._Workspace.KEEP for p in pools)
+    assert all(fused._idle(buf) for p in pools for buf in p)  # all released once both backwards ran
+
+
+def test_workspace_buffers_are_reused_step_after_step():
+    from vrnn import fused
+
+    m = VRNN(VRNNConfig(**{**TINY, "hidden": 20}))  # shapes of its own
+    x, mask = _batch(T=17, seed=4)
+    fused._WORKSPACE.pools.clear()
+    m(x, mask).loss.backward()
+    first = {k: [id(b) for b in p] for k, p in fused._WORKSPACE.pools.items()}
+    assert first and all(len(ids) == len(set(ids)) for ids in first.values())
+    for _ in range(3):
+        m(x, mask).loss.backward()
+    assert {k: [id(b) for b in p] for k, p in fused._WORKSPACE.pools.items()} == first  # the same buffers
+    ts = fused._WORKSPACE.pools[(18, 3, 20), torch.float32, torch.device("cpu")]  # cs: its last row was the state
+    state = m.posterior_pass(x, torch.randn(3, 17, 4)).state  # kept by the caller while training goes on
+    kept = state[1].clone()
+    m(x, mask).loss.backward()
+    torch.testing.assert_close(state[1], kept)  # the view held its buffer out of the pool
+    assert ts

@@ -384,6 +384,17 @@ def test_cli_writes_a_loadable_checkpoint_with_a_model_card(tmp_path, capsys):
     assert from_safetensors == state
 
 
+def test_model_flags_z_features_and_latent_mlp():
+    from vrnn.train import build_parser, config_from_args
+
+    parser = build_parser()
+    base = config_from_args(parser.parse_args(["--out", "x", "--features", "40", "--mlp", "96"]))
+    assert (base.x_features, base.z_features, base.mlp, base.latent_mlp) == (40, 40, 96, None)
+    thin = config_from_args(parser.parse_args(["--out", "x", "--features", "40", "--z-features", "16",
+                                               "--latent-mlp", "64"]))
+    assert (thin.x_features, thin.z_features, thin.latent_mlp) == (40, 16, 64)
+
+
 def test_every_training_option_has_a_flag_with_its_default():
     from dataclasses import fields
 

@@ -46,7 +46,8 @@ class VRNNConfig:
     rnn: str = "lstm"  # "lstm" or "gru"
     x_features: int = 64  # phi_x output
     z_features: int = 64  # phi_z output
-    mlp: int = 256  # hidden width of prior / encoder / decoder MLPs
+    mlp: int = 256  # hidden width of the decoder MLP (and of prior / encoder unless latent_mlp is set)
+    latent_mlp: int | None = None  # hidden width of the prior and encoder MLPs (None: mlp)
     z_sigma_floor: float = 1e-3
     xy_sigma_floor: float = 1e-2
 
@@ -58,6 +59,8 @@ class VRNNConfig:
         for name in ("hidden", "mixtures", "x_features", "z_features", "mlp"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        if self.latent_mlp is not None and int(self.latent_mlp) < 1:
+            raise ValueError("latent_mlp must be >= 1 (or None: the same as mlp)")
         if self.model == "vrnn" and self.latent < 1:
             raise ValueError("a VRNN needs latent >= 1")
 
@@ -331,12 +334,13 @@ class VRNN(_Base):
         super().__init__(config)
         c = config
         H, Z, M, Fx, Fz = c.hidden, c.latent, c.mlp, c.x_features, c.z_features
+        Ml = c.latent_mlp or M
         # phi_z(z_t)
         self.phi_z = MLP([Z, Fz], final_act=True)
         # p(z_t | h_{t-1}): mean and pre-softplus sigma
-        self.prior = MLP([H, M, 2 * Z], final_act=False)
+        self.prior = MLP([H, Ml, 2 * Z], final_act=False)
         # q(z_t | x_t, h_{t-1}) from [phi_x(x_t), h_{t-1}]
-        self.encoder = MLP([Fx + H, M, 2 * Z], final_act=False)
+        self.encoder = MLP([Fx + H, Ml, 2 * Z], final_act=False)
         # p(x_t | z_t, h_{t-1}) from [phi_z(z_t), h_{t-1}]: 6K + 1 mixture/pen parameters
         self.decoder = MLP([Fz + H, M, M, 6 * c.mixtures + 1], final_act=False)
         # h_t = f([phi_x(x_t), phi_z(z_t)], h_{t-1})
@@ -413,14 +417,12 @@ class VRNN(_Base):
         rnn, floor = self.rnn, c.z_sigma_floor
         gs = lstm_gate_scale(c.hidden, x)[:, None]  # the g gate rows doubled: one sigmoid for all gates
         px = self.phi_x(x.transpose(0, 1))  # (T, B, Fx)
-        # everything that reads neither h nor z, for all T at once, biases included
-        w_x = torch.cat([enc_in.weight[:, :Fx], rnn.weight_ih[:, :Fx] * gs], 0)
+        # everything that reads [phi_x(x_t), h_{t-1}]: one matmul per step, biases included
+        w_xh = torch.cat([enc_in.weight, torch.cat([rnn.weight_ih[:, :Fx], rnn.weight_hh], 1) * gs], 0)
         b_x = torch.cat([enc_in.bias, (rnn.bias_ih + rnn.bias_hh) * gs[:, 0]])
-        xin = F.linear(px, w_x, b_x)  # (T, B, M + 4H)
-        w_h = torch.cat([enc_in.weight[:, Fx:], rnn.weight_hh * gs], 0)
         eps_tm = eps.transpose(0, 1) if eps is not None else None
         qb = enc_out.bias if eps is None else F.pad(floor * eps_tm, (0, Z)) + enc_out.bias
-        hs, qo, z, pz, c_last = lstm_posterior_loop(xin, qb, eps_tm, w_h, enc_out.weight, self.phi_z.first.weight,
+        hs, qo, z, pz, c_last = lstm_posterior_loop(px, qb, eps_tm, w_xh, b_x, enc_out.weight, self.phi_z.first.weight,
                                                     self.phi_z.first.bias, rnn.weight_ih[:, Fx:] * gs, h0, c0)
         mu = qo[..., :Z] if eps is None else qo[..., :Z] - floor * eps_tm
         sigma = F.softplus(qo[..., Z:]) + floor

@@ -84,8 +84,14 @@ MODEL_FLAGS = {
     "--mixtures": (("mixtures",), dict(type=int, help="Gaussian mixture components")),
     "--rnn": (("rnn",), dict(choices=("lstm", "gru"), help="recurrent cell")),
     "--features": (("x_features", "z_features"), dict(type=int, help="size of phi_x and phi_z")),
-    "--mlp": (("mlp",), dict(type=int, help="hidden width of the prior / encoder / decoder MLPs")),
+    "--z-features": (("z_features",), dict(type=int, help="size of phi_z (default: --features)")),
+    "--mlp": (("mlp",), dict(type=int, help="hidden width of the decoder MLP (and of prior / encoder unless "
+                                            "--latent-mlp is given)")),
+    "--latent-mlp": (("latent_mlp",), dict(type=int, help="hidden width of the prior and encoder MLPs "
+                                                          "(default: --mlp)")),
 }
+#: Model flags whose default is another flag's value (None here: taken from that flag).
+_DEFAULTS_FROM = {"--z-features": "--features"}
 #: Data flags: flag -> (key in the card's ``data_args``, argparse keywords).
 DATA_FLAGS = {
     "--synthetic-lines": ("synthetic_lines", dict(type=int, default=2000,
@@ -122,14 +128,18 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("model (with --resume: the checkpoint's; a different value is refused)")
     defaults = VRNNConfig().to_dict()
     for flag, (names, kw) in MODEL_FLAGS.items():
-        g.add_argument(flag, default=defaults[names[0]], **kw)
+        g.add_argument(flag, default=None if flag in _DEFAULTS_FROM else defaults[names[0]], **kw)
     groups = add_option_flags(p)
     groups["run"].add_argument("--threads", type=int, help="torch CPU threads (default: cores / processes)")
     return p
 
 
 def config_from_args(a: argparse.Namespace) -> VRNNConfig:
-    return VRNNConfig(**{name: getattr(a, _dest(flag)) for flag, (names, _) in MODEL_FLAGS.items() for name in names})
+    values = {}
+    for flag, (names, _) in MODEL_FLAGS.items():  # in table order: --z-features overrides --features
+        if getattr(a, _dest(flag)) is not None or flag not in _DEFAULTS_FROM:
+            values.update({name: getattr(a, _dest(flag)) for name in names})
+    return VRNNConfig(**values)
 
 
 def _explicit_flags(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
