@@ -119,19 +119,31 @@ def test_long_prefix_shows_only_its_end_at_its_own_scale():
     assert xr[1] - xr[0] < 0.5 * np.ptp(long.points[:, 0])
 
 
-def test_natural_end_cuts_before_the_first_long_jump_after_some_writing():
+def test_natural_end_keeps_whole_words_and_cuts_new_lines_and_far_strokes():
     scale = 10.0
     a = np.column_stack([np.linspace(0, 10, 6), np.zeros(6)])
-    b = a + [12, 0]  # a small gap (same word)
-    c = a + [60, 0]  # a long jump: the next word
-    ink = Ink(strokes=[a, b, c])
-    cut = figures.natural_end(ink, scale)
-    assert len(cut.strokes) == 2
+    word = lambda dx: [a + [dx, 0], a + [dx + 12, 0]]  # noqa: E731  two letters, a small gap
+    # two words and the start of a third: the half word after the last break goes
+    ink = Ink(strokes=[*word(0), *word(40), a + [80, 0]])
+    assert len(figures.natural_end(ink, scale).strokes) == 4
+    # a new line (back to the left) ends it, whatever follows
+    line = Ink(strokes=[*word(0), *word(40), a + [-5, 25], *word(30)])
+    assert len(figures.natural_end(line, scale).strokes) == 4
+    # a stray stroke far away ends it at once
+    stray = Ink(strokes=[*word(0), a + [200, 0], *word(240)])
+    assert len(figures.natural_end(stray, scale).strokes) == 2
     # the jump away from the prefix before anything is written does not count
     lead = Ink(strokes=[a[:2], a + [80, 0], a + [170, 0]])
     assert len(figures.natural_end(lead, scale).strokes) == 2
-    # no long jump: kept whole
-    assert figures.natural_end(Ink(strokes=[a, b]), scale).num_points == 12
+    # no word break: kept whole
+    assert figures.natural_end(Ink(strokes=word(0)), scale).num_points == 12
+
+
+def test_auto_length_gives_a_short_prefix_room_for_words():
+    from vrnn.app.panels import auto_steps
+
+    assert auto_steps(20) == auto_steps(52) == 120  # a letter, "the"
+    assert auto_steps(240) == 180 and auto_steps(2000) == 300
 
 
 def test_coordinates_are_rounded_for_small_payloads():

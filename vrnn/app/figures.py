@@ -288,24 +288,38 @@ def ink_scale(points: np.ndarray) -> float:
     return float(full[1] or full[0] / 2 or 1.0)
 
 
-def natural_end(cont, scale: float, gap: float = 1.1, min_points: int = 4):
-    """``cont`` up to where its writing naturally ends: before the first pen-up jump longer
-    than ``gap x scale`` (a word break, a new line, a stray far stroke) that comes after at
-    least ``min_points`` pen-down points. The jump from the prefix to the first stroke
-    does not count. A continuation with no such jump is returned whole."""
+def natural_end(cont, scale: float, gap: float = 1.1, far: float = 3.0, min_points: int = 4):
+    """``cont`` up to where its writing naturally ends, in ``scale`` units (the prefix's height).
+
+    Pen-up jumps count only after ``min_points`` pen-down points (the jump from the prefix
+    to the first stroke never counts):
+
+    - before the first *far* jump, longer than ``far x scale`` or back to the left by more
+      than ``gap x scale``: a new line or a stray stroke far away;
+    - otherwise before the *last* word break (a jump longer than ``gap x scale``): the step
+      limit, not the writer, ended the word after it, so what is shown is whole words.
+
+    A continuation with neither is returned whole."""
     from vrnn.ink import Ink
 
     strokes = [s for s in cont.strokes if len(s)]
-    if len(strokes) < 2:
-        return cont
-    written = 0
+    written, last_break = 0, None
     for k in range(len(strokes) - 1):
         written += len(strokes[k])
-        jump = float(np.linalg.norm(strokes[k + 1][0] - strokes[k][-1]))
-        if written >= min_points and jump > gap * scale:
-            times = cont.times[: k + 1] if cont.times is not None else None
-            return Ink(strokes=[s.copy() for s in strokes[: k + 1]], times=times, label=cont.label, writer=cont.writer)
-    return cont
+        step = strokes[k + 1][0] - strokes[k][-1]
+        jump = float(np.linalg.norm(step))
+        if written < min_points:
+            continue
+        if jump > far * scale or step[0] < -gap * scale:
+            last_break = k
+            break
+        if jump > gap * scale:
+            last_break = k
+    if last_break is None:
+        return cont
+    times = cont.times[: last_break + 1] if cont.times is not None else None
+    return Ink(strokes=[s.copy() for s in strokes[: last_break + 1]], times=times, label=cont.label,
+               writer=cont.writer)
 
 
 def _tail(prefix, width: float) -> list[np.ndarray]:

@@ -69,8 +69,12 @@ def _next_seed() -> None:
 
 
 def auto_steps(prefix_steps: int) -> int:
-    """Continuation length that follows the prefix: 3/4 of its model steps, 40 to 300."""
-    return int(np.clip(round(0.75 * prefix_steps / 10) * 10, 40, 300))
+    """Continuation length that follows the prefix: 3/4 of its model steps, 120 to 300.
+
+    120 steps are about a word and a half at the bundled preprocessing (a letter is ~17
+    steps): a short prefix (a letter, a digit, ``the``) is followed by words, not by a
+    t-bar and a stray stroke."""
+    return int(np.clip(round(0.75 * prefix_steps / 10) * 10, 120, 300))
 
 
 PLACEHOLDERS = {

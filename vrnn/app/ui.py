@@ -86,11 +86,11 @@ def sidebar(data: SessionData):
     sb.markdown("### Continuations")
     n = sb.slider("How many", 1, 12, key="cont_n")
     auto = sb.toggle("Length follows the prefix", key="cont_auto",
-                     help="About 3/4 of the prefix's length in model steps (40 to 300).")
+                     help="About 3/4 of the prefix's length in model steps (120 to 300).")
     steps = sb.slider("Length (steps)", 20, 600, step=10, key="cont_steps", disabled=auto)
     natural = sb.toggle("Stop where the writing naturally ends", key="cont_stop",
-                        help="Cut each continuation before its first long pen jump (a new word, a new line or a "
-                             "stray far stroke) after it has written something.")
+                        help="Cut each continuation before a new line or a stray far stroke, else before its last "
+                             "word break: whole words, not the half word where the length ran out.")
     temperature = sb.slider("Temperature", 0.1, 2.0, step=0.05, key="cont_temp",
                             help="Divides the mixture and pen logits by T and multiplies every sigma (pen offsets "
                                  "and the prior over z) by √T: below 1 tidier, above 1 wilder.")
