@@ -636,43 +636,39 @@ def trace_views_figure(trace, style: Style = DEFAULT_STYLE, step: int = 0, max_d
     kl_title = "Where the model is surprised: KL along the ink"
     dims_title = (f"Mean ± σ of the {min(Z, max_dims)} of {Z} latent dimensions with the most KL" if latent else "")
     bars_title = "KL and NLL per step" if latent else "KL and NLL per step (the RNN-GMM has no latent: its KL is zero)"
-    yd1 = band(rows[0])
     k = min(Z, max_dims)
-    if wide:
-        add(kl_ink_panel(trace, s0, 0, full, yd1, style, colorbar_px=max(rows[0], 110)), kl_title, CAPTIONS["kl_ink"],
-            full, yd1, width_px)
-        if latent:
-            yd2 = band(rows[1])
-            add(departure_panel(trace, s0, 1, left, yd2, style), "Posterior vs prior, whitened",
-                CAPTIONS["departure"], left, yd2, half_px)
-            add(latent_dims_panel(trace, s0, 2, right, yd2, style, k), dims_title, CAPTIONS["dims"],
-                right, yd2, half_px, 0.04)
-            yd3 = band(rows[2])
-            add(step_bars_panel(trace, s0, (3, 4), full, yd3, style), bars_title, CAPTIONS["bars"], full, yd3,
-                width_px)
-            yd4 = band(rows[3])
-            add(kl_heatmap_panel(trace, s0, 5, full, yd4, style), "Which latent unit works when",
-                CAPTIONS["heatmap"], full, yd4, width_px)
-        else:
-            yd2 = band(rows[1])
-            add(step_bars_panel(trace, s0, (1, 2), full, yd2, style), bars_title, CAPTIONS["bars"], full, yd2, width_px)
-        legend_at = (left[1], yd2[1]) if latent else (1.0, yd1[1])
+    # each panel: (builder(first axis, x domain, y domain), title, caption, axes it takes)
+    builders = {
+        "kl": (lambda a, xd, yd: kl_ink_panel(trace, s0, a, xd, yd, style, colorbar_px=max(rows[0], 110))
+               if wide else kl_ink_panel(trace, s0, a, xd, yd, style), kl_title, CAPTIONS["kl_ink"], 1),
+        "departure": (lambda a, xd, yd: departure_panel(trace, s0, a, xd, yd, style),
+                      "Posterior vs prior, whitened", CAPTIONS["departure"], 1),
+        "dims": (lambda a, xd, yd: latent_dims_panel(trace, s0, a, xd, yd, style, k), dims_title, CAPTIONS["dims"], 1),
+        "bars": (lambda a, xd, yd: step_bars_panel(trace, s0, (a, a + 1), xd, yd, style), bars_title,
+                 CAPTIONS["bars"], 2),
+        "heatmap": (lambda a, xd, yd: kl_heatmap_panel(trace, s0, a, xd, yd, style), "Which latent unit works when",
+                    CAPTIONS["heatmap"], 1),
+    }
+    # the rows of panels, top to bottom, for each shape of ink
+    if not latent:
+        plan = [[("kl", full if wide else left)], [("bars", full)]]
+    elif wide:
+        plan = [[("kl", full)], [("departure", left), ("dims", right)], [("bars", full)], [("heatmap", full)]]
     else:
-        add(kl_ink_panel(trace, s0, 0, left, yd1, style), kl_title, CAPTIONS["kl_ink"], left, yd1, half_px)
-        if latent:
-            add(departure_panel(trace, s0, 1, right, yd1, style), "Posterior vs prior, whitened",
-                CAPTIONS["departure"], right, yd1, half_px, 0.04)
-            yd2 = band(rows[1])
-            add(step_bars_panel(trace, s0, (2, 3), left, yd2, style), bars_title, CAPTIONS["bars"], left, yd2, half_px)
-            add(latent_dims_panel(trace, s0, 4, right, yd2, style, k), dims_title, CAPTIONS["dims"],
-                right, yd2, half_px, 0.04)
-            yd3 = band(rows[2])
-            add(kl_heatmap_panel(trace, s0, 5, full, yd3, style), "Which latent unit works when",
-                CAPTIONS["heatmap"], full, yd3, width_px)
-        else:
-            yd2 = band(rows[1])
-            add(step_bars_panel(trace, s0, (1, 2), full, yd2, style), bars_title, CAPTIONS["bars"], full, yd2, width_px)
-        legend_at = (right[1], yd1[1])
+        plan = [[("kl", left), ("departure", right)], [("bars", left), ("dims", right)], [("heatmap", full)]]
+    axis, bands = 0, []
+    for row_px, row in zip(rows, plan):
+        yd = band(row_px)
+        bands.append(yd)
+        for name, xd in row:
+            build, title, caption, n_axes = builders[name]
+            px, shift = (width_px, 0.0) if xd is full else (half_px, 0.04 if xd is right else 0.0)
+            add(build(axis, xd, yd), title, caption, xd, yd, px, shift)
+            axis += n_axes
+    if wide:
+        legend_at = (left[1], bands[1][1]) if latent else (1.0, bands[0][1])
+    else:
+        legend_at = (right[1], bands[0][1])
 
     data, layout, notes, cursor_slots = [], {}, [], []
     for p in panels:
