@@ -154,6 +154,25 @@ def test_continuation_benchmark_flag_reports_size_and_style_against_oracle_and_c
     assert code == 0 and "continuation benchmark (4 held-out lines" in out and "same-writer oracle" in out
 
 
+def test_continuation_benchmark_at_several_temperatures(checkpoints, capsys):
+    code, out, err = run(["--model", checkpoints["vrnn"], "--data", "synthetic", "--synthetic-lines", 2,
+                          "--continuation", 4, "--temperature", 1.0, 0.5, "--json"], capsys)
+    assert code == 0, err
+    r = json.loads(out)
+    assert [c["temperature"] for c in r["continuation_by_temperature"]] == [1.0, 0.5]
+    assert r["continuation"] == r["continuation_by_temperature"][0]
+    # the oracle and chance do not depend on the model's samples
+    a, b = r["continuation_by_temperature"]
+    assert (a["oracle_score"], a["chance_score"]) == (b["oracle_score"], b["chance_score"])
+    code, out, _ = run(["--model", checkpoints["vrnn"], "--data", "synthetic", "--synthetic-lines", 2,
+                        "--continuation", 4, "--temperature", 1.0, 0.5], capsys)
+    assert code == 0 and "temperature 1)" in out and "temperature 0.5)" in out
+    for bad in (0, -1, 11):
+        code, _, err = run(["--model", checkpoints["vrnn"], "--data", "synthetic", "--continuation", 4,
+                            "--temperature", bad], capsys)
+        assert code != 0 and "--temperature must be in (0, 10]" in err and len(err.strip().splitlines()) == 1
+
+
 def test_continuation_benchmark_needs_two_writers_with_two_lines(checkpoints, capsys, tmp_path):
     for too_few in (1, 3):
         code, _, err = run(["--model", checkpoints["rnn"], "--data", "synthetic", "--continuation", too_few], capsys)

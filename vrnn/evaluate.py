@@ -46,13 +46,14 @@ from .style import continuation_benchmark, lines_by_writer, synthetic_benchmark_
 def evaluate_checkpoint(model_dir: str | None, data: str, *, importance_samples: int = 0, split: str | None = None,
                         synthetic_lines: int = 200, seed: int = 0, data_seed: int = 0, device: str | None = None,
                         valid_fraction: float = 0.1, test_fraction: float = 0.1,
-                        continuation: int = 0) -> dict:
+                        continuation: int = 0, temperatures: tuple[float, ...] = (1.0,)) -> dict:
     """Load a checkpoint, load the data and return :meth:`model.evaluate`'s numbers plus what was evaluated.
 
     ``valid_fraction`` / ``test_fraction``: the writer hold-out of training (the same values
     give the same held-out writers; see :func:`vrnn.datasets.holdout_split`).
     ``continuation``: lines for the continuation benchmark (0: none); its numbers go under
-    ``"continuation"`` (:meth:`vrnn.style.BenchmarkResult.as_dict`).
+    ``"continuation"`` (:meth:`vrnn.style.BenchmarkResult.as_dict`), at the first of
+    ``temperatures``; with more than one, ``"continuation_by_temperature"`` lists them all.
     """
     model = load_model(model_dir, device=device)
     inks = load_eval_inks(data, split=split, seed=data_seed, synthetic_lines=synthetic_lines,
@@ -67,17 +68,22 @@ def evaluate_checkpoint(model_dir: str | None, data: str, *, importance_samples:
         **result,
     }
     if continuation:
-        out["continuation"] = continuation_lines_benchmark(model, data, inks, continuation, seed=seed)
+        runs = [continuation_lines_benchmark(model, data, inks, continuation, seed=seed, temperature=t)
+                for t in temperatures]
+        out["continuation"] = runs[0]
+        if len(runs) > 1:
+            out["continuation_by_temperature"] = runs
     return out
 
 
-def continuation_lines_benchmark(model, data: str, inks: list, lines: int, *, seed: int = 0) -> dict:
+def continuation_lines_benchmark(model, data: str, inks: list, lines: int, *, seed: int = 0,
+                                 temperature: float = 1.0) -> dict:
     """The continuation benchmark on ``lines`` held-out lines (module docstring)."""
     bench_inks = synthetic_benchmark_lines(lines) if data == "synthetic" else lines_by_writer(inks, lines, per_writer=4)
     if len({ink.writer for ink in bench_inks}) < 2:
         raise DataError(f"{data}: the continuation benchmark needs lines by at least two writers "
                         "with two or more multi-stroke lines each")
-    return continuation_benchmark(model, bench_inks, seed=seed).as_dict()
+    return continuation_benchmark(model, bench_inks, seed=seed, temperature=temperature).as_dict()
 
 
 def format_table(r: dict) -> str:
@@ -100,12 +106,12 @@ def format_table(r: dict) -> str:
         lines.append(f"{'active units (Cov > 0.01)':<34}{r['active_units']:>12d} of {len(r['kl_per_dim'])}")
         if "informative_units" in r:
             lines.append(f"{'informative units (KL > 0.01)':<34}{r['informative_units']:>12d} of {len(r['kl_per_dim'])}")
-    if "continuation" in r:
-        c = r["continuation"]
+    for c in r.get("continuation_by_temperature") or ([r["continuation"]] if "continuation" in r else []):
         lo, hi = c["size_ratio_iqr"]
         lines += [
             "",
-            f"continuation benchmark ({c['lines']} held-out lines, split at the middle pen lift)",
+            f"continuation benchmark ({c['lines']} held-out lines, split at the middle pen lift, "
+            f"temperature {c.get('temperature', 1.0):g})",
             f"{'size ratio (continuation / prefix)':<34}{c['size_ratio_median']:>12.3f}  (IQR {lo:.2f}-{hi:.2f}; 1 is right)",
             f"{'style score (0.5: chance)':<34}{c['style_score']:>12.3f}",
             f"{'  same-writer oracle':<34}{c['oracle_score']:>12.3f}",
@@ -129,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-fraction", type=float, default=0.1, help="the training run's --test-fraction (files)")
     p.add_argument("--continuation", type=int, default=0, metavar="N",
                    help="also run the continuation benchmark on N held-out lines (0: off)")
+    p.add_argument("--temperature", type=float, nargs="+", default=[1.0], metavar="T",
+                   help="sampling temperature(s) of the continuation benchmark (1: the model's own distribution; "
+                        "the app's default is 0.8)")
     p.add_argument("--device", help="cpu, cuda ... (default: CUDA when available)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     return p
@@ -140,11 +149,13 @@ def main(argv: list[str] | None = None) -> int:
         return fail("--importance-samples must be >= 0")
     if a.continuation < 0 or 0 < a.continuation < 4:
         return fail("--continuation needs at least 4 lines: two by each of two writers (0: off)")
+    if any(not (0.0 < t <= 10.0) for t in a.temperature):
+        return fail("--temperature must be in (0, 10]")
     try:
         r = evaluate_checkpoint(a.model, a.data, importance_samples=a.importance_samples, split=a.split,
                                 synthetic_lines=a.synthetic_lines, seed=a.seed, data_seed=a.data_seed, device=a.device,
                                 valid_fraction=a.valid_fraction, test_fraction=a.test_fraction,
-                                continuation=a.continuation)
+                                continuation=a.continuation, temperatures=tuple(a.temperature))
     except (DataError, InkFormatError, CheckpointError) as e:
         return fail(e)
     print(json.dumps(r, indent=2) if a.json else format_table(r))

@@ -96,9 +96,10 @@ class BenchmarkResult:
     style_score: float  # continuation vs own writer's second half, against other writers
     oracle_score: float  # another line by the same writer in place of the continuation
     chance_score: float  # a line by another writer in place of the continuation
+    temperature: float = 1.0  # of the continuations (1: the model's own distribution)
 
     def as_dict(self) -> dict:
-        return {"lines": self.lines, "size_ratio_median": self.size_ratio_median,
+        return {"lines": self.lines, "temperature": self.temperature, "size_ratio_median": self.size_ratio_median,
                 "size_ratio_iqr": list(self.size_ratio_iqr), "style_score": self.style_score,
                 "oracle_score": self.oracle_score, "chance_score": self.chance_score}
 
@@ -194,4 +195,5 @@ def continuation_benchmark(model, inks: list[Ink], *, seed: int = 0, temperature
         style_score=_scores(z(feats_cont), z(feats_true), writers, everyone),
         oracle_score=_scores(z(np.nan_to_num(oracle)), z(feats_true), writers, has_oracle),
         chance_score=_scores(z(chance), z(feats_true), writers, everyone),
+        temperature=float(temperature),
     )
