@@ -351,6 +351,42 @@ def test_animated_linked_views_play_with_frames_that_move_only_cursors():
     fig.validated()
 
 
+@pytest.mark.parametrize("latent", [True, False])
+def test_linked_views_stack_one_panel_per_row_on_a_narrow_page(latent):
+    tr = fake_trace(T=50, Z=8) if latent else rnn_trace()
+
+    def x_domains(width_px):
+        fig, _ = trace_views.trace_views(tr, width_px=width_px)
+        lay = fig.to_dict()["layout"]
+        return fig, sorted({tuple(lay[k]["domain"]) for k in lay if k.startswith("xaxis")})
+
+    wide_fig, wide = x_domains(1000)
+    narrow_fig, narrow = x_domains(500)
+    if latent:
+        assert len(wide) > 1  # two columns side by side
+        assert narrow_fig.layout.height > wide_fig.layout.height  # the rows go down, not across
+    # stacked: every panel ends at the same right edge (one column), labelled ones start after a gutter
+    assert len({d[1] for d in narrow}) == 1 and all(d[0] < 0.3 for d in narrow)
+    # headings stay on the page and start at the column's left edge
+    xs = [a.x for a in narrow_fig.layout.annotations if a.text and a.text.startswith("<b>")]
+    assert xs and min(xs) >= 0.0 and max(xs) < 0.05
+
+
+def test_unit_labelled_panels_leave_room_for_their_labels():
+    fig, _ = trace_views.trace_views(fake_trace(T=50, Z=16), width_px=1000)
+    lay = fig.to_dict()["layout"]
+    heat = next(d for d in fig.data if d.type == "heatmap")
+    domain = lay["xaxis" + heat.xaxis[1:]]["domain"]
+    assert domain[0] >= 5.0 * figures.DEFAULT_STYLE.font_size / 1000 - 1e-9  # "z12 · 0.35" and the axis title fit
+
+
+def test_viewport_width_is_clamped_and_defaults_before_the_browser_answers():
+    from vrnn.app.viewport import DEFAULT_WIDTH, clamp_width
+
+    assert clamp_width(None) == clamp_width("wide") == clamp_width(float("nan")) == clamp_width(0) == DEFAULT_WIDTH
+    assert clamp_width(640.4) == 640 and clamp_width(10) == 320 and clamp_width(1e6) == 2400
+
+
 def test_linked_views_work_without_latents():
     fig, spec = trace_views.trace_views(rnn_trace())
     assert fig.data and spec["steps"] == 40

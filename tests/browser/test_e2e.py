@@ -505,6 +505,53 @@ def test_tabs_presentation_mode_and_memory_after_20_interactions(browser, app_se
         ctx.close()
 
 
+# Every pair of texts in the linked views (headings, captions, axis titles, tick labels,
+# colorbar titles) whose boxes overlap by more than a pixel.
+TEXT_OVERLAPS = """() => {
+  const root = document.querySelector('.st-key-trace_views .js-plotly-plot');
+  const sel = '.annotation-text-g, .g-xtitle text, .g-ytitle text, .xtick text, .ytick text, .cbtitle text, .legendtext';
+  const boxes = Array.from(root.querySelectorAll(sel)).map(el => [(el.textContent || '').slice(0, 40),
+    el.getBoundingClientRect()]).filter(b => b[1].width > 0);
+  const out = [];
+  for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+    const [na, a] = boxes[i], [nb, b] = boxes[j];
+    if (a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1) out.push(`${na} X ${nb}`);
+  }
+  const plot = root.getBoundingClientRect();
+  const outside = boxes.filter(([, r]) => r.left < plot.left - 1 || r.right > plot.right + 1)
+    .map(([n, r]) => `${n} [${Math.round(r.left - plot.left)}, ${Math.round(r.right - plot.left)}] of ${Math.round(plot.width)}`);
+  return {overlaps: out, outside: outside, width: plot.width};
+}"""
+
+
+def test_a_projector_width_in_presentation_mode_gets_readable_linked_views(browser, app_server, shots_dir):
+    # 1024 px wide with the sidebar open leaves ~600 px: the views stack one per row
+    ctx, page = open_app(browser, app_server.url, {"width": 1024, "height": 2400})
+    try:
+        for stroke in word_strokes(canvas_box(page), "ab"):
+            wait_views(page, draw_stroke(page, stroke))
+        page.locator("[data-testid='stSidebar'] .st-key-presentation label").click()
+        wait_idle(page)
+        page.wait_for_timeout(500)
+        assert_no_exception(page)
+        found = page.evaluate(TEXT_OVERLAPS)
+        assert found["width"] < 800  # the narrow page the test is about
+        assert not found["overlaps"], found["overlaps"][:6]
+        assert not found["outside"], found["outside"][:6]
+        shoot(page, shots_dir, "app_projector.png")
+        # widen the window: the page goes back to two columns and the drawing is still there
+        count = page.locator(".ink-count").inner_text()
+        page.set_viewport_size({"width": 1500, "height": 2400})
+        page.wait_for_function("() => document.querySelectorAll('[data-testid=\"stColumn\"]').length >= 2",
+                               timeout=TIMEOUT_MS)
+        wait_idle(page)
+        assert page.locator(".ink-count").inner_text() == count and "2 strokes" in count
+        assert page.evaluate(TEXT_OVERLAPS)["width"] > 800
+        page.watch.check()
+    finally:
+        ctx.close()
+
+
 def test_no_script_run_failed_and_no_warning_on_the_server(app_server):
     """Last in this file: every run of every session above ended without an uncaught
     exception, and the server logged no warning (e.g. Session State misuse)."""

@@ -129,11 +129,15 @@ def pen_canvas(key: str, *, height: int = 260, line_width: float = 2.6, restore:
     import streamlit as st
 
     mount = _component()
-    # The drawing lives in the browser while the canvas stays mounted; only a fresh mount
-    # (no widget state under its key yet) needs the strokes back.
-    fresh = key not in st.session_state
+    # The drawing lives in the browser while the canvas stays mounted (canvas.js ignores
+    # the strokes then); a mount afresh gets them back: ``restore`` before anything was
+    # drawn under this key, else the last drawing it sent (the page's layout changed, so
+    # Streamlit built the canvas anew).
+    state = st.session_state.get(key)
+    sent = state.get("ink") if hasattr(state, "get") else None
+    strokes = sent.get("strokes") if isinstance(sent, dict) else None
     data = {"height": int(height), "line_width": float(line_width),
-            "strokes": ink_to_payload_strokes(restore) if fresh else None}
+            "strokes": strokes if strokes is not None else ink_to_payload_strokes(restore)}
     result = mount(key=key, data=data, on_ink_change=on_change or (lambda: None))
     payload = result.get("ink") if result is not None else None
     if payload is None:

@@ -123,7 +123,7 @@ def continuations_pane(ink: Ink | None, service: ModelService, options: dict, st
 
 
 # ----------------------------------------------------------------- linked views
-def linked_views(trace, service: ModelService, style: figures.Style) -> None:
+def linked_views(trace, service: ModelService, style: figures.Style, width_px: int = 1000) -> None:
     """Every per-step view of one trace in one figure, linked by its time slider; Play and
     the slider run in the browser (plotly frames), so nothing reruns while they move."""
     if trace is None:
@@ -143,10 +143,10 @@ def linked_views(trace, service: ModelService, style: figures.Style) -> None:
     if not service.is_latent:
         st.info("The RNN-GMM baseline has no latent variables: no KL, no latent trajectories. "
                 "Pick the VRNN in the sidebar to see them.")
-    fig, spec = trace_views.trace_views(trace, style=style)
+    fig, spec = trace_views.trace_views(trace, style=style, width_px=width_px)
     st.caption("**▶ Play** or drag the slider: one time cursor moves through every view below, in your browser "
                "(nothing is recomputed while it moves).")
-    key = f"{T}:{float(np.sum(trace.kl)):.6g}:{float(np.sum(trace.nll)):.6g}:{style.font_size}"
+    key = f"{T}:{float(np.sum(trace.kl)):.6g}:{float(np.sum(trace.nll)):.6g}:{style.font_size}:{width_px}"
     time_player("trace_player", dict(spec, chart=".st-key-trace_views", key=key))
     chart(fig, "trace_views")
 

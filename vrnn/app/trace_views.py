@@ -72,6 +72,13 @@ CAPTIONS = {
 
 
 # ---------------------------------------------------------------- small helpers
+#: Below this figure width (CSS px) the linked views stack one panel per row, full width:
+#: two columns of ~300 px cannot hold their titles and captions (a 1024 px projector with
+#: the sidebar open leaves ~600 px).
+STACK_BELOW_PX = 820
+#: Panels whose y axis is labelled by latent unit ("z12 · 0.35"): they get a left gutter.
+LABELLED = ("dims", "heatmap")
+
 def _has_latents(trace) -> bool:
     mu = np.asarray(trace.post_mu)
     return mu.ndim == 2 and mu.shape[1] > 0 and len(mu) > 0
@@ -452,7 +459,7 @@ def kl_heatmap_panel(trace, step: int, ax: int, xd, yd, style: Style) -> Panel:
     z = np.where(np.isfinite(act), np.round(act, 2), None)
     refs = dict(xaxis=_axis_ref("x", ax), yaxis=_axis_ref("y", ax))
     data = [dict(type="heatmap", z=z.tolist(), x=np.arange(T), y=labels, colorscale=KL_SHARE_SCALE, zmin=0, zmax=1,
-                 colorbar=dict(title=dict(text="KL / the unit's<br>own peak", side="top"), thickness=10,
+                 colorbar=dict(title=dict(text="share<br>of its<br>peak", side="top"), thickness=10,
                                len=yd[1] - yd[0], y=(yd[0] + yd[1]) / 2, yanchor="middle", x=xd[1] + 0.005,
                                xanchor="left"),
                  hovertemplate="step %{x}, %{y} nats/step<br>%{z:.0%} of this unit's peak KL<extra></extra>",
@@ -604,11 +611,18 @@ def trace_views_figure(trace, style: Style = DEFAULT_STYLE, step: int = 0, max_d
     heat_px = int(min(max(18 * Z + 40, style.height * 0.55), style.height * 1.2))
     # vertical plan in pixels: the player on top, then rows of panels, each under a heading
     player = int(fs * 6.5) if animated else 4  # the in-figure slider and buttons (exports)
-    half_px = int(width_px * 0.37)
+    stacked = width_px < STACK_BELOW_PX  # a narrow page: one panel per row, each full width
+    # text widths of the headings: a full-width panel gets the page less the left margin
+    full_px = int(0.92 * (width_px - 3.6 * fs - 10))
+    half_px = full_px if stacked else int(width_px * 0.37)
     caption_lines = max(_wrap(c, half_px, fs - 1).count("<br>") + 1 for c in CAPTIONS.values())
     head = int(fs * 3.4 + (fs - 1) * 1.3 * caption_lines + 8)  # title (up to 2 lines) and caption above each panel
     under = int(fs * 3.5)  # room for an x-axis title under a panel
-    if wide:
+    if stacked:
+        ink_px = int(np.clip(width_px * 0.9 * 1.4 * span[1] / span[0], 90, 260)) if wide else int(style.height * 1.05)
+        rows = [ink_px] + ([int(style.height * 1.05), int(style.height * 1.05), int(style.height * 0.8), heat_px]
+                           if latent else [int(style.height * 0.8)])
+    elif wide:
         ink_px = int(np.clip(width_px * 0.9 * 1.4 * span[1] / span[0], 90, 260))
         rows = [ink_px] + ([int(style.height * 1.05), int(style.height * 0.8), heat_px] if latent
                            else [int(style.height * 0.8)])
@@ -640,7 +654,7 @@ def trace_views_figure(trace, style: Style = DEFAULT_STYLE, step: int = 0, max_d
     # each panel: (builder(first axis, x domain, y domain), title, caption, axes it takes)
     builders = {
         "kl": (lambda a, xd, yd: kl_ink_panel(trace, s0, a, xd, yd, style, colorbar_px=max(rows[0], 110))
-               if wide else kl_ink_panel(trace, s0, a, xd, yd, style), kl_title, CAPTIONS["kl_ink"], 1),
+               if xd is full else kl_ink_panel(trace, s0, a, xd, yd, style), kl_title, CAPTIONS["kl_ink"], 1),
         "departure": (lambda a, xd, yd: departure_panel(trace, s0, a, xd, yd, style),
                       "Posterior vs prior, whitened", CAPTIONS["departure"], 1),
         "dims": (lambda a, xd, yd: latent_dims_panel(trace, s0, a, xd, yd, style, k), dims_title, CAPTIONS["dims"], 1),
@@ -650,22 +664,29 @@ def trace_views_figure(trace, style: Style = DEFAULT_STYLE, step: int = 0, max_d
                     CAPTIONS["heatmap"], 1),
     }
     # the rows of panels, top to bottom, for each shape of ink
-    if not latent:
+    if stacked:
+        plan = [[(name, full)] for name in (("kl", "departure", "dims", "bars", "heatmap") if latent else ("kl", "bars"))]
+    elif not latent:
         plan = [[("kl", full if wide else left)], [("bars", full)]]
     elif wide:
         plan = [[("kl", full)], [("departure", left), ("dims", right)], [("bars", full)], [("heatmap", full)]]
     else:
         plan = [[("kl", left), ("departure", right)], [("bars", left), ("dims", right)], [("heatmap", full)]]
+    gutter = min(0.25, 5.0 * fs / width_px)
     axis, bands = 0, []
     for row_px, row in zip(rows, plan):
         yd = band(row_px)
         bands.append(yd)
         for name, xd in row:
             build, title, caption, n_axes = builders[name]
-            px, shift = (width_px, 0.0) if xd is full else (half_px, 0.04 if xd is right else 0.0)
-            add(build(axis, xd, yd), title, caption, xd, yd, px, shift)
+            px, shift = (full_px, 0.0) if xd is full else (half_px, 0.04 if xd is right else 0.0)
+            if name in LABELLED and xd[0] < gutter:  # room on the left for "z12 · 0.35" and the axis title
+                xd, shift = (xd[0] + gutter, xd[1]), gutter
+            add(build(axis, xd, yd), title, caption, (xd[0], xd[1]), yd, px, shift)
             axis += n_axes
-    if wide:
+    if stacked:
+        legend_at = (full[1], bands[1][1]) if latent else (1.0, bands[0][1])
+    elif wide:
         legend_at = (left[1], bands[1][1]) if latent else (1.0, bands[0][1])
     else:
         legend_at = (right[1], bands[0][1])

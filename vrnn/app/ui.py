@@ -19,11 +19,12 @@ from vrnn.datasets import OMNIGLOT_LINES
 from vrnn.ink import Ink
 from vrnn.text import one_line
 
-from . import figures, panels
+from . import figures, panels, trace_views
 from .canvas import pen_canvas
 from .examples import builtin_examples
 from .resources import SELECT_NEXT, available_models, session_data, try_bundled
 from .state import ACCEPTED_FORMATS, MAX_INK_UPLOAD_MB, SessionData, ink_choice_label, parse_upload
+from .viewport import main_width
 
 INPUT_SOURCES = (":material/draw: Draw", ":material/upload_file: Upload", ":material/menu_book: Examples")
 SOURCE_NAMES = dict(zip(INPUT_SOURCES, ("draw", "upload", "examples")))
@@ -257,13 +258,16 @@ def main() -> None:
     service, options, style, trace_seed = sidebar(data)
     st.html(PRESENTATION_CSS if style.font_size > figures.DEFAULT_STYLE.font_size else BASE_CSS)
     header()
+    width_px = main_width()  # the browser's answer (the layout of the linked views follows it)
     if service is None:
         st.error("No model could be loaded, so there is nothing to show. "
                  "Train the bundled model with the README's command, or set VRNN_APP_VRNN_MODEL.")
         return
 
     t0 = time.perf_counter()
-    left, right = st.columns([5, 6], gap="large")
+    # side by side, or on a narrow page (a projector with the sidebar open) one above the other
+    left, right = (st.columns([5, 6], gap="large") if width_px >= trace_views.STACK_BELOW_PX
+                   else (st.container(), st.container()))
     with left:
         ink, source = input_section(data, style)
     with right:
@@ -276,7 +280,7 @@ def main() -> None:
         trace = panels.safe_trace(service, ink, trace_seed)
     with tabs[0]:
         if tabs[0].open:
-            panels.linked_views(trace, service, style) if ink is not None else panels.need_ink()
+            panels.linked_views(trace, service, style, width_px) if ink is not None else panels.need_ink()
     with tabs[1]:
         if tabs[1].open:
             panels.replay_tab(ink, conts, style) if ink is not None else panels.need_ink()
