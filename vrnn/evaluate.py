@@ -79,7 +79,11 @@ def evaluate_checkpoint(model_dir: str | None, data: str, *, importance_samples:
 def continuation_lines_benchmark(model, data: str, inks: list, lines: int, *, seed: int = 0,
                                  temperature: float = 1.0) -> dict:
     """The continuation benchmark on ``lines`` held-out lines (module docstring)."""
-    bench_inks = synthetic_benchmark_lines(lines) if data == "synthetic" else lines_by_writer(inks, lines, per_writer=4)
+    if data == "synthetic":
+        bench_inks = synthetic_benchmark_lines(lines)
+    else:  # as many lines by each writer as it takes (real sets hold out few writers), at least 4
+        writers = {i.writer for i in inks if i.writer is not None and len(i.strokes) > 1}
+        bench_inks = lines_by_writer(inks, lines, per_writer=max(4, -(-lines // max(len(writers), 1))))
     if len({ink.writer for ink in bench_inks}) < 2:
         raise DataError(f"{data}: the continuation benchmark needs lines by at least two writers "
                         "with two or more multi-stroke lines each")
