@@ -358,3 +358,15 @@ def test_workspace_buffers_are_reused_step_after_step():
     m(x, mask).loss.backward()
     torch.testing.assert_close(state[1], kept)  # the view held its buffer out of the pool
     assert ts
+
+
+def test_workspace_holds_a_bounded_number_of_shapes_when_batch_lengths_vary():
+    from vrnn import fused
+
+    m = VRNN(VRNNConfig(**TINY))
+    fused._WORKSPACE.pools.clear()
+    for T in range(6, 30):  # every batch trimmed to another length
+        x, mask = _batch(T=T, seed=T)
+        m(x, mask).loss.backward()
+    assert len(fused._WORKSPACE.pools) <= fused._Workspace.SHAPES
+    assert any(k[0][0] == 29 for k in fused._WORKSPACE.pools)  # the latest shapes are the ones kept

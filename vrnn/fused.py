@@ -31,6 +31,7 @@ autograd through the naive loop (``vrnn/reference.py``): same loss, same gradien
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
@@ -59,17 +60,22 @@ class _Workspace(threading.local):
     come from here: an autograd output (``qo``, ``z``, ``phi_z``) gets the backward node as
     its ``grad_fn``, so the pool would keep graphs alive, and a saved output is not counted.
     Used only on CPU while training (CUDA has its caching allocator), at most ``KEEP``
-    buffers per shape.
+    buffers per shape and ``SHAPES`` shapes (batches are trimmed to their longest window,
+    so the time length varies; the least recently used shape's buffers are let go).
     """
 
     KEEP = 3
+    SHAPES = 24  # a training step takes ~7 shapes; room for about three batch lengths
 
     def __init__(self):
-        self.pools: dict[tuple, list[torch.Tensor]] = {}
+        self.pools: OrderedDict[tuple, list[torch.Tensor]] = OrderedDict()
 
     def take(self, like: torch.Tensor, taken: set, *shape: int) -> torch.Tensor:
         key = (shape, like.dtype, like.device)
         pool = self.pools.setdefault(key, [])
+        self.pools.move_to_end(key)
+        while len(self.pools) > self.SHAPES:
+            self.pools.popitem(last=False)
         for buf in pool:
             if id(buf) not in taken and _idle(buf):
                 taken.add(id(buf))
