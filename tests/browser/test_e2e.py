@@ -528,13 +528,24 @@ def test_a_projector_width_in_presentation_mode_gets_readable_linked_views(brows
     # 1024 px wide with the sidebar open leaves ~600 px: the views stack one per row
     ctx, page = open_app(browser, app_server.url, {"width": 1024, "height": 2400})
     try:
+        # the width probe answers after the first run: wait for the stacked page (the canvas
+        # takes the whole column) before drawing
+        deadline = time.time() + TIMEOUT_MS / 1000
+        while canvas_box(page)["width"] < 400:
+            assert time.time() < deadline, "the page never stacked at 1024 px"
+            page.wait_for_timeout(100)
+        wait_idle(page)
         for stroke in word_strokes(canvas_box(page), "ab"):
             wait_views(page, draw_stroke(page, stroke))
         page.locator("[data-testid='stSidebar'] .st-key-presentation label").click()
         wait_idle(page)
         page.wait_for_timeout(500)
         assert_no_exception(page)
-        found = page.evaluate(TEXT_OVERLAPS)
+        for _ in range(20):  # settled: plotly may still be laying out the last rerun's figure
+            found = page.evaluate(TEXT_OVERLAPS)
+            if found["width"] < 800 and not found["overlaps"] and not found["outside"]:
+                break
+            page.wait_for_timeout(250)
         assert found["width"] < 800  # the narrow page the test is about
         assert not found["overlaps"], found["overlaps"][:6]
         assert not found["outside"], found["outside"][:6]
