@@ -1,10 +1,10 @@
 """The VRNN's posterior time loop with an LSTM, forward and backward written out by hand.
 
-Per step ``t``, time-major (``h, c = h_{t-1}, c_{t-1}``; ``xin[t]``: everything of the
-encoder's first layer and of the LSTM gates that does not depend on ``h`` or ``z``,
-computed for all ``T`` beforehand, biases included)::
+Per step ``t``, time-major (``h, c = h_{t-1}, c_{t-1}``; ``W_xh``, ``b_x``: everything of
+the encoder's first layer and of the LSTM gates that reads ``[phi_x(x_t), h_{t-1}]``,
+biases included)::
 
-    [a | u]    = xin[t] + W_h h           one matmul for both reads of h_{t-1}
+    [a | u]    = W_xh [px[t] | h] + b_x   one matmul for both layers and both inputs
     e          = relu(a)                  encoder hidden layer
     [m | raw]  = W_q e + qb[t]            q(z_t | x_t, h_{t-1}): m = mu + floor * eps (see below)
     z          = m + softplus(raw) * eps  = mu + sigma * eps, sigma = softplus(raw) + floor
@@ -170,7 +170,7 @@ class _LSTMPosteriorLoop(torch.autograd.Function):
         w_x, w_h = w_xh[:, :Fx], w_xh[:, Fx:].contiguous()
         g_hs, g_qos, g_zs, g_pzs = (g.contiguous() for g in (g_hs, g_qos, g_zs, g_pzs))
         new = _allocator(xh, pooled=True)
-        d_hp = new(T, B, M + 4 * H)  # per step [d a | d u]: the gradient of xin
+        d_hp = new(T, B, M + 4 * H)  # per step [d a | d u]: the gradient of W_xh [px | h] + b_x
         d_qo = xh.new_empty(T, B, 2 * Z)  # [d m | d raw]; the gradient of qb: never pooled
         d_az = new(T, B, pzs.shape[2])  # d (W_z z + b_z)
         if eps is not None:
