@@ -7,7 +7,7 @@ wall-clock step time and the ratio VRNN / RNN-GMM (goal: <= 1.5x), and beside it
 of the fastest steps in process CPU time, which other processes on a shared machine
 disturb far less.
 
-    python bench/step_ratio.py [--steps 30] [--threads 1 2]
+    python bench/step_ratio.py [--steps 30] [--threads 1 2] [--z-features 16] [--latent-mlp 64]
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from vrnn.model import VRNNConfig, build_model  # noqa: E402
 BUNDLED = dict(hidden=192, mlp=192, latent=16, mixtures=20, latent_mlp=64, z_features=16)  # README: the bundled recipe
 
 
-def make_step(kind: str, batch: int, max_len: int, seed: int = 0):
+def make_step(kind: str, batch: int, max_len: int, sizes: dict, seed: int = 0):
     torch.manual_seed(seed)
-    model = build_model(VRNNConfig(model=kind, **BUNDLED)).train()
+    model = build_model(VRNNConfig(model=kind, **sizes)).train()
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, max_len, 3, generator=g) * 0.5
@@ -49,9 +49,9 @@ def make_step(kind: str, batch: int, max_len: int, seed: int = 0):
     return model, step
 
 
-def measure(threads: int, steps: int, batch: int, max_len: int) -> dict:
+def measure(threads: int, steps: int, batch: int, max_len: int, sizes: dict = BUNDLED) -> dict:
     torch.set_num_threads(threads)
-    (_, v_step), (_, r_step) = make_step("vrnn", batch, max_len), make_step("rnn", batch, max_len)
+    (_, v_step), (_, r_step) = make_step("vrnn", batch, max_len, sizes), make_step("rnn", batch, max_len, sizes)
     for _ in range(2):  # warm-up
         v_step(), r_step()
     wall = {"vrnn": [], "rnn": []}
@@ -71,13 +71,16 @@ def main() -> None:
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--max-len", type=int, default=200)
+    ap.add_argument("--z-features", type=int, default=BUNDLED["z_features"], help="phi_z width of the VRNN")
+    ap.add_argument("--latent-mlp", type=int, default=BUNDLED["latent_mlp"], help="prior/encoder width of the VRNN")
     args = ap.parse_args()
-    v = build_model(VRNNConfig(model="vrnn", **BUNDLED)).num_parameters()
-    r = build_model(VRNNConfig(model="rnn", **BUNDLED)).num_parameters()
-    print(f"bundled sizes {BUNDLED}, batch {args.batch} x {args.max_len} points; "
+    sizes = dict(BUNDLED, z_features=args.z_features, latent_mlp=args.latent_mlp)
+    v = build_model(VRNNConfig(model="vrnn", **sizes)).num_parameters()
+    r = build_model(VRNNConfig(model="rnn", **sizes)).num_parameters()
+    print(f"sizes {sizes}, batch {args.batch} x {args.max_len} points; "
           f"parameters VRNN {v:,} / RNN-GMM {r:,} = {v / r:.2f}x")
     for threads in args.threads:
-        r = measure(threads, args.steps, args.batch, args.max_len)
+        r = measure(threads, args.steps, args.batch, args.max_len, sizes)
         w, c = r["wall"], r["cpu"]
         print(f"threads {threads}: median wall VRNN {w['vrnn'] * 1000:6.1f} ms  RNN-GMM {w['rnn'] * 1000:6.1f} ms  "
               f"ratio {w['vrnn'] / w['rnn']:.2f}x (goal <= 1.5x) | fastest CPU time "

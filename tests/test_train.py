@@ -239,6 +239,8 @@ def test_fit_returns_the_best_weights_not_the_last(tmp_path):
     model = t.run()
     assert model.card["stop_reason"] == "early_stopping"
     assert model.card["metrics"]["best_step"] < model.card["steps"]
+    # the card says when the kept weights were made, beside the whole run's time
+    assert 0 < model.card["metrics"]["best_elapsed_s"] <= model.card["wall_time_s"]
     tensors, _ = load_state(tmp_path)
     returned = model.state_dict()
     assert all(torch.equal(returned[k], tensors[f"best.{k}"]) for k in returned)

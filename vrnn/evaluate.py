@@ -40,7 +40,7 @@ from .checkpoint import CheckpointError  # noqa: E402
 from .datasets import DataError, describe, load_eval_inks  # noqa: E402
 from .ink import InkFormatError  # noqa: E402
 from .model import load_model  # noqa: E402
-from .style import continuation_benchmark, lines_by_writer, synthetic_benchmark_lines  # noqa: E402
+from .style import continuation_benchmark, lines_by_writer, lines_per_writer, synthetic_benchmark_lines  # noqa: E402
 
 
 def evaluate_checkpoint(model_dir: str | None, data: str, *, importance_samples: int = 0, split: str | None = None,
@@ -83,7 +83,7 @@ def continuation_lines_benchmark(model, data: str, inks: list, lines: int, *, se
         bench_inks = synthetic_benchmark_lines(lines)
     else:  # as many lines by each writer as it takes (real sets hold out few writers), at least 4
         writers = {i.writer for i in inks if i.writer is not None and len(i.strokes) > 1}
-        bench_inks = lines_by_writer(inks, lines, per_writer=max(4, -(-lines // max(len(writers), 1))))
+        bench_inks = lines_by_writer(inks, lines, per_writer=lines_per_writer(lines, len(writers)))
     if len({ink.writer for ink in bench_inks}) < 2:
         raise DataError(f"{data}: the continuation benchmark needs lines by at least two writers "
                         "with two or more multi-stroke lines each")

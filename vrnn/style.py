@@ -128,10 +128,15 @@ def held_out_lines(writers: int = 20, per_writer: int = 4, *, seed: int = 99) ->
     return writer_lines(ids[:writers], per_writer, seed=seed)
 
 
+def lines_per_writer(lines: int, writers: int, minimum: int = 4) -> int:
+    """Lines to take from each of ``writers`` writers so that ``lines`` fit (at least ``minimum``)."""
+    return max(minimum, -(-lines // max(writers, 1)))
+
+
 def synthetic_benchmark_lines(lines: int) -> list[Ink]:
     """``lines`` held-out synthetic lines in whole same-writer groups: 4 by each ``test``
     writer (2 for fewer than 8 lines, more each beyond 4 x the writers)."""
-    per_writer = max(4 if lines >= 8 else 2, -(-lines // len(writers_in_split("test"))))
+    per_writer = lines_per_writer(lines, len(writers_in_split("test")), minimum=4 if lines >= 8 else 2)
     inks = held_out_lines(writers=max(2, -(-lines // per_writer)), per_writer=per_writer)
     return lines_by_writer(inks, lines, per_writer=per_writer)
 

@@ -50,6 +50,7 @@ from .figures import (
     _split_by_pen,
     scale_color,
 )
+from .viewport import STACK_BELOW_PX
 
 KL_SHARE_SCALE = [[0.0, "#f8fafc"], [0.2, "#fde68a"], [0.55, "#f97316"], [1.0, "#7f1d1d"]]
 NLL_COLOR = "#64748b"
@@ -72,10 +73,6 @@ CAPTIONS = {
 
 
 # ---------------------------------------------------------------- small helpers
-#: Below this figure width (CSS px) the linked views stack one panel per row, full width:
-#: two columns of ~300 px cannot hold their titles and captions (a 1024 px projector with
-#: the sidebar open leaves ~600 px).
-STACK_BELOW_PX = 820
 #: Panels whose y axis is labelled by latent unit ("z12 · 0.35"): they get a left gutter.
 LABELLED = ("dims", "heatmap")
 

@@ -24,7 +24,7 @@ from .canvas import pen_canvas
 from .examples import builtin_examples
 from .resources import SELECT_NEXT, available_models, session_data, try_bundled
 from .state import ACCEPTED_FORMATS, MAX_INK_UPLOAD_MB, SessionData, ink_choice_label, parse_upload
-from .viewport import main_width
+from .viewport import STACK_BELOW_PX, main_width
 
 INPUT_SOURCES = (":material/draw: Draw", ":material/upload_file: Upload", ":material/menu_book: Examples")
 SOURCE_NAMES = dict(zip(INPUT_SOURCES, ("draw", "upload", "examples")))
@@ -266,7 +266,7 @@ def main() -> None:
 
     t0 = time.perf_counter()
     # side by side, or on a narrow page (a projector with the sidebar open) one above the other
-    left, right = (st.columns([5, 6], gap="large") if width_px >= trace_views.STACK_BELOW_PX
+    left, right = (st.columns([5, 6], gap="large") if width_px >= STACK_BELOW_PX
                    else (st.container(), st.container()))
     with left:
         ink, source = input_section(data, style)

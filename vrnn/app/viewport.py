@@ -16,6 +16,10 @@ COMPONENT_NAME = "vrnn_viewport"
 DEFAULT_WIDTH = 1000  # the main column of a 1400 px window with the sidebar open
 HTML = '<div class="vp-root" aria-hidden="true"></div>'
 CSS = ".vp-root { height: 0; overflow: hidden; }"
+#: Below this main-column width (CSS px) the page stacks: the input above the continuations,
+#: and the linked views one panel per row, full width (two columns of ~300 px cannot hold
+#: their titles and captions; a 1024 px projector with the sidebar open leaves ~600 px).
+STACK_BELOW_PX = 820
 
 
 def clamp_width(value) -> int:

@@ -39,7 +39,7 @@ DATA_ORDER = "numpy.random.default_rng([seed, epoch]).permutation(windows), shar
 #: Per-process timers of the loop (seconds); reported in the summary, not kept on resume.
 TIMERS = ("loop_s", "loop_periodic_s", "compute_s", "data_s", "bookkeeping_s", "valid_s", "checkpoint_s")
 #: The fields a checkpoint stores and a resumed run takes back: where the run is and how it does.
-POSITION = ("step", "epoch", "batch_index", "best_elbo", "best_step", "bad_evals", "skipped", "last_valid",
+POSITION = ("step", "epoch", "batch_index", "best_elbo", "best_step", "best_elapsed_s", "bad_evals", "skipped", "last_valid",
             "stop_reason", "metrics_bytes")
 
 
@@ -79,6 +79,7 @@ class RunState:
     elapsed_before: float = 0.0  # seconds of earlier segments of a resumed run
     best_elbo: float | None = None
     best_step: int = -1
+    best_elapsed_s: float | None = None  # wall-clock seconds into the run at the best validation
     bad_evals: int = 0  # validations without improvement since the KL warm-up ended
     skipped: int = 0  # non-finite batches skipped
     last_valid: dict | None = None
@@ -156,6 +157,7 @@ class RunState:
         elbo = v["elbo_per_point"]
         if elbo is not None and (self.best_elbo is None or elbo > self.best_elbo):
             self.best_elbo, self.best_step, self.bad_evals = elbo, self.step, 0
+            self.best_elapsed_s = round(self.elapsed(), 1)
             return True
         if kl_warm:
             self.bad_evals += 1
@@ -205,7 +207,9 @@ class RunState:
 
     def card(self) -> dict:
         """The model card: what the best model was trained on, how, and how well it does."""
-        metrics = {"best_valid_elbo_per_point": self.best_elbo, "best_step": self.best_step}
+        # the weights are the best validation's: its step and time, beside the whole run's (steps, wall_time_s)
+        metrics = {"best_valid_elbo_per_point": self.best_elbo, "best_step": self.best_step,
+                   "best_elapsed_s": self.best_elapsed_s}
         if self.last_valid:
             metrics.update({f"last_valid_{k}": self.last_valid[k]
                             for k in ("elbo_per_point", "kl_per_point", "nll_per_point")})
@@ -250,6 +254,7 @@ class RunState:
             "stop_reason": self.stop_reason,
             "best_valid_elbo_per_point": self.best_elbo,
             "best_step": self.best_step,
+            "best_elapsed_s": self.best_elapsed_s,
             "skipped_batches": self.skipped,
             "overhead_ratio": self.overhead_ratio(),
             **{k: round(v, 2) for k, v in self.timing.items()},
