@@ -26,7 +26,7 @@ import torch  # noqa: E402
 
 from vrnn.model import VRNNConfig, build_model  # noqa: E402
 
-BUNDLED = dict(hidden=192, mlp=192, latent=16, mixtures=20, latent_mlp=64, z_features=16)  # README: the bundled recipe
+BUNDLED = dict(hidden=192, mlp=192, latent=16, mixtures=20, latent_mlp=64, z_features=64)  # README: the bundled recipe
 
 
 def make_step(kind: str, batch: int, max_len: int, sizes: dict, seed: int = 0):

@@ -77,9 +77,24 @@ def record_in_card(model_dir: str, results: dict) -> None:
     meta["card"] = meta.get("card") or {}
     meta["card"]["evaluation"] = {name: {k: r[k] for k in keep if k in r} | {"data": r["data"], "split": r["split"]}
                                   for name, r in results.items()}
+    backfill_best_time(Path(model_dir), meta["card"])
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(meta, indent=2) + "\n")
     tmp.replace(path)
+
+
+def backfill_best_time(model_dir: Path, card: dict) -> None:
+    """Cards written before ``metrics.best_elapsed_s`` existed get it from the run's own log: the
+    wall-clock time of the validation record at ``best_step`` in ``metrics.jsonl``."""
+    metrics = card.get("metrics") or {}
+    log = model_dir / "metrics.jsonl"
+    if metrics.get("best_elapsed_s") is not None or "best_step" not in metrics or not log.exists():
+        return
+    with open(log, encoding="utf-8") as f:
+        for line in f:
+            rec = json.loads(line)
+            if rec.get("kind") == "valid" and rec.get("step") == metrics["best_step"] and "elapsed_s" in rec:
+                metrics["best_elapsed_s"] = round(float(rec["elapsed_s"]), 1)
 
 
 def tables(v: dict, r: dict, k: int) -> str:

@@ -1,0 +1,44 @@
+"""The bundled models in pretrained/: they load, their cards say how they were made, and the
+step benchmark measures the sizes that are actually bundled."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from vrnn import load_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bench_sizes() -> dict:
+    spec = importlib.util.spec_from_file_location("step_ratio", ROOT / "bench" / "step_ratio.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.BUNDLED
+
+
+@pytest.mark.parametrize("kind", ["vrnn", "rnn"])
+def test_bundled_cards_record_mixture_steps_time_and_metrics(kind):
+    model = load_model(ROOT / "pretrained" / kind)
+    card = model.card
+    assert card["model"] == kind and model.config.model == kind
+    assert [m["source"] for m in card["mixture"]] and sum(m["weight"] for m in card["mixture"]) == pytest.approx(1.0)
+    assert card["steps"] > 10_000 and card["wall_time_s"] > 1800
+    m = card["metrics"]
+    assert 0 < m["best_step"] <= card["steps"]
+    assert 0 < m["best_elapsed_s"] <= card["wall_time_s"]
+    for name in ("synthetic-test", "omniglot-test", "uji"):
+        assert card["evaluation"][name]["points"] > 0
+
+
+def test_step_benchmark_measures_the_bundled_sizes():
+    sizes = _bench_sizes()
+    for kind in ("vrnn", "rnn"):
+        cfg = load_model(ROOT / "pretrained" / kind).config
+        for key in ("hidden", "mlp", "latent", "mixtures"):
+            assert getattr(cfg, key) == sizes[key], (kind, key)
+    vrnn = load_model(ROOT / "pretrained" / "vrnn").config
+    assert (vrnn.latent_mlp, vrnn.z_features) == (sizes["latent_mlp"], sizes["z_features"])
