@@ -531,7 +531,7 @@ def test_a_projector_width_in_presentation_mode_gets_readable_linked_views(brows
         # the width probe answers after the first run: wait for the stacked page (the canvas
         # takes the whole column) before drawing
         deadline = time.time() + TIMEOUT_MS / 1000
-        while canvas_box(page)["width"] < 400:
+        while (canvas_box(page) or {"width": 0})["width"] < 400:  # None while the canvas remounts
             assert time.time() < deadline, "the page never stacked at 1024 px"
             page.wait_for_timeout(100)
         wait_idle(page)
