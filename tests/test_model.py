@@ -370,3 +370,28 @@ def test_workspace_holds_a_bounded_number_of_shapes_when_batch_lengths_vary():
         m(x, mask).loss.backward()
     assert len(fused._WORKSPACE.pools) <= fused._Workspace.SHAPES
     assert any(k[0][0] == 29 for k in fused._WORKSPACE.pools)  # the latest shapes are the ones kept
+
+
+def test_the_fused_loop_runs_its_steps_at_one_thread_and_gives_the_threads_back():
+    """The per-step loop drops to one intra-op thread (its ops are too small to split) and
+    restores the caller's thread count after the forward and after the backward."""
+    from vrnn import fused
+
+    seen = []
+    real = fused._forward_steps
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        fused._forward_steps = lambda *a: (seen.append(torch.get_num_threads()), real(*a))
+        torch.manual_seed(0)
+        model = VRNN(VRNNConfig(hidden=16, latent=4, mixtures=3, mlp=16, x_features=8, z_features=8)).train()
+        x = torch.randn(2, 12, 3) * 0.5
+        x[..., 2] = 0.0
+        out = model(x, torch.ones(2, 12), generator=torch.Generator().manual_seed(0))
+        assert torch.get_num_threads() == 2
+        out.loss.backward()
+        assert torch.get_num_threads() == 2
+        assert seen == [1]
+    finally:
+        fused._forward_steps = real
+        torch.set_num_threads(before)
