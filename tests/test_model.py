@@ -378,11 +378,16 @@ def test_the_fused_loop_runs_its_steps_at_one_thread_and_gives_the_threads_back(
     from vrnn import fused
 
     seen = []
-    real = fused._forward_steps
+    real = fused._OneThread.__enter__
     before = torch.get_num_threads()
+
+    def enter(self):  # the thread count inside each per-step block
+        real(self)
+        seen.append(torch.get_num_threads())
+
     try:
         torch.set_num_threads(2)
-        fused._forward_steps = lambda *a: (seen.append(torch.get_num_threads()), real(*a))
+        fused._OneThread.__enter__ = enter
         torch.manual_seed(0)
         model = VRNN(VRNNConfig(hidden=16, latent=4, mixtures=3, mlp=16, x_features=8, z_features=8)).train()
         x = torch.randn(2, 12, 3) * 0.5
@@ -391,7 +396,7 @@ def test_the_fused_loop_runs_its_steps_at_one_thread_and_gives_the_threads_back(
         assert torch.get_num_threads() == 2
         out.loss.backward()
         assert torch.get_num_threads() == 2
-        assert seen == [1]
+        assert seen == [1, 1]  # the forward's steps, then the backward's
     finally:
-        fused._forward_steps = real
+        fused._OneThread.__enter__ = real
         torch.set_num_threads(before)

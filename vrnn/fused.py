@@ -148,27 +148,21 @@ def _run(px, qb, eps, w_xh, b_x, wq, wz, bz, wiz, h0, c0, pooled: bool = False):
     si_, sf_, sg_, so_ = (u(acts[:, :, k * H : (k + 1) * H]) for k in range(4))
     qb_ = u(qb) if qb.dim() == 3 else [qb] * T
     eps_ = u(eps) if eps is not None else None
-    with _OneThread():
-        _forward_steps(T, M, xh_, hs_, cs_, tcs_, tgs_, es_, qos_, zs_, pzs_, acts_, m_, raw_, sg_, si_, sf_, so_,
-                       qb_, eps_, b_x, w_xh_t, wq_t, wz_t, bz, wiz_t)
+    with _OneThread():  # the per-step ops are too small to split between threads
+        for t in range(T):
+            hp = torch.addmm(b_x, xh_[t], w_xh_t)  # (B, M + 4H): [a | u]
+            e = torch.clamp_min(hp[:, :M], 0.0, out=es_[t])
+            torch.addmm(qb_[t], e, wq_t, out=qos_[t])
+            if eps_ is not None:
+                z = torch.addcmul(m_[t], F.softplus(raw_[t]), eps_[t], out=zs_[t])
+            else:
+                z = zs_[t].copy_(m_[t])
+            pz = torch.addmm(bz, z, wz_t, out=pzs_[t]).clamp_min_(0.0)
+            torch.sigmoid(hp[:, M:].addmm_(pz, wiz_t), out=acts_[t])
+            tg = torch.add(sg_[t], sg_[t], out=tgs_[t]).sub_(1.0)
+            c_new = torch.mul(sf_[t], cs_[t], out=cs_[t + 1]).addcmul_(si_[t], tg)
+            torch.mul(so_[t], torch.tanh(c_new, out=tcs_[t]), out=hs_[t + 1])
     return xh, cs, tcs, tgs, es, qos, zs, pzs, acts
-
-
-def _forward_steps(T, M, xh_, hs_, cs_, tcs_, tgs_, es_, qos_, zs_, pzs_, acts_, m_, raw_, sg_, si_, sf_, so_,
-                   qb_, eps_, b_x, w_xh_t, wq_t, wz_t, bz, wiz_t):
-    for t in range(T):
-        hp = torch.addmm(b_x, xh_[t], w_xh_t)  # (B, M + 4H): [a | u]
-        e = torch.clamp_min(hp[:, :M], 0.0, out=es_[t])
-        torch.addmm(qb_[t], e, wq_t, out=qos_[t])
-        if eps_ is not None:
-            z = torch.addcmul(m_[t], F.softplus(raw_[t]), eps_[t], out=zs_[t])
-        else:
-            z = zs_[t].copy_(m_[t])
-        pz = torch.addmm(bz, z, wz_t, out=pzs_[t]).clamp_min_(0.0)
-        torch.sigmoid(hp[:, M:].addmm_(pz, wiz_t), out=acts_[t])
-        tg = torch.add(sg_[t], sg_[t], out=tgs_[t]).sub_(1.0)
-        c_new = torch.mul(sf_[t], cs_[t], out=cs_[t + 1]).addcmul_(si_[t], tg)
-        torch.mul(so_[t], torch.tanh(c_new, out=tcs_[t]), out=hs_[t + 1])
 
 
 class _LSTMPosteriorLoop(torch.autograd.Function):

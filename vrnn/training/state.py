@@ -39,7 +39,8 @@ DATA_ORDER = "numpy.random.default_rng([seed, epoch]).permutation(windows), shar
 #: Per-process timers of the loop (seconds); reported in the summary, not kept on resume.
 TIMERS = ("loop_s", "loop_periodic_s", "compute_s", "data_s", "bookkeeping_s", "valid_s", "checkpoint_s")
 #: The fields a checkpoint stores and a resumed run takes back: where the run is and how it does.
-POSITION = ("step", "epoch", "batch_index", "best_elbo", "best_step", "best_elapsed_s", "bad_evals", "skipped", "last_valid",
+POSITION = ("step", "epoch", "batch_index", "best_elbo", "best_step", "best_elapsed_s", "bad_evals", "skipped",
+            "last_valid",
             "stop_reason", "metrics_bytes")
 
 
