@@ -425,25 +425,35 @@ class VRNN(_Base):
         hs, qo, z, pz, c_last = lstm_posterior_loop(px, qb, eps_tm, w_xh, b_x, enc_out.weight, self.phi_z.first.weight,
                                                     self.phi_z.first.bias, rnn.weight_ih[:, Fx:] * gs, h0, c0)
         mu = qo[..., :Z] if eps is None else qo[..., :Z] - floor * eps_tm
-        sigma = F.softplus(qo[..., Z:]) + floor
+        sigma = softplus_sigma(qo[..., Z:], floor)
         bt = lambda v: v.transpose(0, 1)  # noqa: E731
         return _Posterior(h_prev=bt(hs[:-1]), mu=bt(mu), sigma=bt(sigma), z=bt(z), phi_z=bt(pz),
                           state=(hs[-1], c_last))
 
     def terms(self, x: torch.Tensor, eps: torch.Tensor | None) -> Terms:
-        """All per-step terms: posterior pass, then prior, decoder, KL and NLL for all T."""
+        """All per-step terms: posterior pass, then prior, decoder, KL and NLL for all T.
+
+        Computed time-major, ``(T, B, .)``, as the fused loop returns its outputs: batch-major
+        (transposed) inputs made every matmul copy them and every gradient copy back; the
+        batch-major fields of the result are views.
+        """
         q = self.posterior_pass(x, eps)
-        # the two reads of h_{t-1} outside the loop (prior and decoder first layers) as one matmul
-        p1, d1, Fz = self.prior.first, self.decoder.first, self.config.z_features
-        a_h = F.linear(q.h_prev, torch.cat([p1.weight, d1.weight[:, Fz:]]), torch.cat([p1.bias, d1.bias]))
-        a_p, a_d = a_h.split([p1.out_features, d1.out_features], -1)
-        mu_p, sigma_p = self.gaussian(self.prior.last(torch.relu(a_p)))  # p(z_t | h_{t-1})
-        d = torch.relu(torch.addmm(a_d.reshape(-1, a_d.shape[-1]), q.phi_z.reshape(-1, Fz), d1.weight[:, :Fz].t()))
-        raw = self.decoder.last(torch.relu(self.decoder.middle(d))).view(*x.shape[:2], -1)
+        tm = lambda v: v.transpose(0, 1)  # noqa: E731  (B, T, .) <-> (T, B, .), a view
+        T, B = x.shape[1], x.shape[0]
+        Fz = self.config.z_features
+        h = tm(q.h_prev).reshape(T * B, -1)  # a view for the fused loop's output
+        p1, d1 = self.prior.first, self.decoder.first
+        # p(z_t | h_{t-1}); two matmuls read h_{t-1} (one merged one cost more in its split's backward)
+        mu_p, sigma_p = self.gaussian(self.prior.last(torch.relu(F.linear(h, p1.weight, p1.bias))))
+        # the decoder's first layer on [phi_z(z_t), h_{t-1}], without concatenating them
+        a_d = torch.addmm(F.linear(h, d1.weight[:, Fz:], d1.bias), tm(q.phi_z).reshape(T * B, Fz), d1.weight[:, :Fz].t())
+        raw = self.decoder.last(torch.relu(self.decoder.middle(torch.relu(a_d)))).view(T, B, -1)
         gmm = self.decode(raw)  # p(x_t | z_t, h_{t-1})
-        latents = Latents(prior_mu=mu_p, prior_sigma=sigma_p, post_mu=q.mu, post_sigma=q.sigma, z=q.z,
-                          kl_dims=gaussian_kl(q.mu, q.sigma, mu_p, sigma_p))
-        return Terms(nll=gmm.nll(x), gmm=gmm, h_prev=q.h_prev, state=q.state, latents=latents)
+        mu_p, sigma_p = mu_p.view(T, B, -1), sigma_p.view(T, B, -1)
+        kl_dims = gaussian_kl(tm(q.mu), tm(q.sigma), mu_p, sigma_p)
+        latents = Latents(prior_mu=tm(mu_p), prior_sigma=tm(sigma_p), post_mu=q.mu, post_sigma=q.sigma, z=q.z,
+                          kl_dims=tm(kl_dims))
+        return Terms(nll=tm(gmm.nll(tm(x))), gmm=gmm.transpose01(), h_prev=q.h_prev, state=q.state, latents=latents)
 
     def forward(
         self,
