@@ -189,7 +189,7 @@ class _LSTMPosteriorLoop(torch.autograd.Function):
         M = es.shape[2]
         Z = zs.shape[2]
         Fx = xh.shape[2] - H
-        w_x, w_h = w_xh[:, :Fx], w_xh[:, Fx:].contiguous()
+        w_x, w_h = w_xh[:, :Fx].contiguous(), w_xh[:, Fx:].contiguous()  # a strided w_x: dpx ~1.6x slower
         g_hs, g_qos, g_zs, g_pzs = (g.contiguous() for g in (g_hs, g_qos, g_zs, g_pzs))
         new = _allocator(xh, pooled=True)
         d_hp = new(T, B, M + 4 * H)  # per step [d a | d u]: the gradient of W_xh [px | h] + b_x
@@ -239,11 +239,12 @@ class _LSTMPosteriorLoop(torch.autograd.Function):
         d_hp_f = flat(d_hp)
         # both halves of the weight in one matmul; (X^T D)^T runs faster than D^T X here
         dw_xh = (flat(xh[:-1]).t() @ d_hp_f).t()
-        db_x = d_hp_f.sum(0)
+        col_ones = d_hp_f.new_ones(1, d_hp_f.shape[0])
+        db_x = (col_ones @ d_hp_f).view(-1)  # column sums as a matmul: ~3x faster than sum(0) here
         dpx = (d_hp_f @ w_x).view(T, B, Fx) if ctx.needs_input_grad[0] else None
         dwq = flat(d_qo).t() @ flat(es)
         d_az_f = flat(d_az)
-        dwz, dbz = d_az_f.t() @ flat(zs), d_az_f.sum(0)
+        dwz, dbz = d_az_f.t() @ flat(zs), (col_ones @ d_az_f).view(-1)
         dwiz = (flat(pzs).t() @ flat(d_hp[:, :, M:])).t()  # this order: ~1.7x faster
         dqb = d_qo if ctx.per_step_qb else d_qo.sum((0, 1))
         need = ctx.needs_input_grad
