@@ -137,6 +137,20 @@ def test_natural_end_keeps_whole_words_and_cuts_new_lines_and_far_strokes():
     assert len(figures.natural_end(lead, scale).strokes) == 2
     # no word break: kept whole
     assert figures.natural_end(Ink(strokes=word(0)), scale).num_points == 12
+    # a delayed stroke (a dot back over the word, no drop) is no new line: the next word stays
+    dot = np.array([[3.0, -8.0], [3.5, -8.0]])
+    dotted = Ink(strokes=[*word(0), dot, *word(40), a + [80, 0]])
+    assert len(figures.natural_end(dotted, scale).strokes) == 5
+    # print: from one letter's foot up to the next one's top is a long jump but no white space
+    stem = np.column_stack([np.zeros(6), np.linspace(0, -10, 6)])
+    printed = Ink(strokes=[stem + [0, 0], stem[::-1] + [4, 0], stem + [8, 0], stem[::-1] + [12, 0]])
+    assert figures.natural_end(printed, scale).num_points == 24
+    # after_x: a t-bar over the prefix (left of its right edge) finishes the prefix; the space
+    # on to the next word is no break, so the word is kept, and the space after it is
+    bar = np.column_stack([np.linspace(-8, -2, 6), np.full(6, -8.0)])
+    tbar = Ink(strokes=[bar, *word(30), a + [70, 0]])
+    assert len(figures.natural_end(tbar, scale, after_x=0.0).strokes) == 3
+    assert len(figures.natural_end(tbar, scale).strokes) == 1  # counted as ink: a stray bar, then far away
 
 
 def test_auto_length_gives_a_short_prefix_room_for_words():

@@ -288,32 +288,43 @@ def ink_scale(points: np.ndarray) -> float:
     return float(full[1] or full[0] / 2 or 1.0)
 
 
-def natural_end(cont, scale: float, gap: float = 1.1, far: float = 3.0, min_points: int = 4):
+def natural_end(cont, scale: float, gap: float = 0.6, far: float = 3.0, min_points: int = 4,
+                after_x: float | None = None, drop: float = 0.5):
     """``cont`` up to where its writing naturally ends, in ``scale`` units (the prefix's height).
 
-    Pen-up jumps count only after ``min_points`` pen-down points (the jump from the prefix
-    to the first stroke never counts):
+    Breaks are horizontal white space: the next stroke starting right of everything written
+    so far (``reach``), not the length of the pen-up jump, which in print mostly goes up
+    from one letter's foot to the next one's top. They count only after ``min_points``
+    pen-down points (the space from the prefix to the first stroke never counts); with
+    ``after_x`` (the prefix's right edge), only points right of it count, and ``reach``
+    starts there: the strokes a writer adds to the word just written (a t-bar, an i-dot,
+    a stroke back over it) finish the prefix. Once counting:
 
-    - before the first *far* jump, longer than ``far x scale`` or back to the left by more
-      than ``gap x scale``: a new line or a stray stroke far away;
-    - otherwise before the *last* word break (a jump longer than ``gap x scale``): the step
-      limit, not the writer, ended the word after it, so what is shown is whole words.
+    - before the first *far* break: white space wider than ``far x scale`` (a stray stroke
+      far away), or a new line: back to the left by more than ``gap x scale`` and down by
+      more than ``drop x scale``. A jump back that does not go down is a delayed stroke
+      (a dot, a bar) and ends nothing;
+    - otherwise before the *last* word break (white space wider than ``gap x scale``): the
+      step limit, not the writer, ended the word after it, so what is shown is whole words.
 
     A continuation with neither is returned whole."""
     from vrnn.ink import Ink
 
     strokes = [s for s in cont.strokes if len(s)]
     written, last_break = 0, None
+    reach = -np.inf if after_x is None else float(after_x)
     for k in range(len(strokes) - 1):
-        written += len(strokes[k])
-        step = strokes[k + 1][0] - strokes[k][-1]
-        jump = float(np.linalg.norm(step))
+        stroke, nxt = strokes[k], strokes[k + 1]
+        written += len(stroke) if after_x is None else int(np.count_nonzero(stroke[:, 0] > after_x))
+        reach = max(reach, float(stroke[:, 0].max()))
         if written < min_points:
             continue
-        if jump > far * scale or step[0] < -gap * scale:
+        space = float(nxt[:, 0].min()) - reach
+        step = nxt[0] - stroke[-1]
+        if space > far * scale or (step[0] < -gap * scale and step[1] > drop * scale):
             last_break = k
             break
-        if jump > gap * scale:
+        if space > gap * scale:
             last_break = k
     if last_break is None:
         return cont

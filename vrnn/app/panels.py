@@ -110,8 +110,8 @@ def continuations_pane(ink: Ink | None, service: ModelService, options: dict, st
         return None
     shown = list(conts)
     if options["natural_end"]:
-        scale = figures.ink_scale(ink.points)
-        shown = [figures.natural_end(c, scale) for c in conts]
+        scale, right = figures.ink_scale(ink.points), float(ink.points[:, 0].max())
+        shown = [figures.natural_end(c, scale, after_x=right) for c in conts]
     chart(figures.continuations_figure(ink, shown, layout=options["layout"], style=style), "continuations")
     z = {"sample": "prior sample", "mean": "prior mean"}[settings.z_mode] if service.is_latent else "no latents"
     length = f"{settings.steps} steps" + (" (follows the prefix)" if options["auto_length"] else "")

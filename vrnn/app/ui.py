@@ -91,7 +91,8 @@ def sidebar(data: SessionData):
     steps = sb.slider("Length (steps)", 20, 600, step=10, key="cont_steps", disabled=auto)
     natural = sb.toggle("Stop where the writing naturally ends", key="cont_stop",
                         help="Cut each continuation before a new line or a stray far stroke, else before its last "
-                             "word break: whole words, not the half word where the length ran out.")
+                             "word break (white space): whole words, not the half word where the length ran out. "
+                             "A t-bar or dot added to your ink, or a stroke back over a word, ends nothing.")
     temperature = sb.slider("Temperature", 0.1, 2.0, step=0.05, key="cont_temp",
                             help="Divides the mixture and pen logits by T and multiplies every sigma (pen offsets "
                                  "and the prior over z) by √T: below 1 tidier, above 1 wilder.")
