@@ -122,7 +122,36 @@ def tables(v: dict, r: dict, k: int) -> str:
                     rows.append(f"| {SETS[name][0].split(' (')[0]} | {label} | {c.get('temperature', 1.0):g} | "
                                 f"{c['lines']} | {c['size_ratio_median']:.2f} ({lo:.2f}-{hi:.2f}) | "
                                 f"{c['style_score']:.3f} | {c['oracle_score']:.3f} | {c['chance_score']:.3f} |")
+        rows += feature_rows(v, r, sets)
     return "\n".join(rows)
+
+
+def feature_rows(v: dict, r: dict, sets: list[str]) -> list[str]:
+    """Per style feature: each model's score at every benchmark temperature, the references
+    (same-writer oracle, the line's own first half, chance) and the VRNN's drift at the
+    last temperature (the app's), in standard deviations of the true second halves."""
+    runs = lambda res, name: res[name].get("continuation_by_temperature") or [res[name]["continuation"]]  # noqa: E731
+    rows = []
+    for name in sets:
+        vr, rr = runs(v, name), runs(r, name)
+        if not all("features" in c for c in vr + rr):
+            continue
+        temps = " / ".join(f"{c.get('temperature', 1.0):g}" for c in vr)
+        head = (f"| {SETS[name][0].split(' (')[0]}: feature | VRNN-GMM (T {temps}) | RNN-GMM (T {temps}) | "
+                f"oracle | own first half | chance | VRNN drift (sd, T {vr[-1].get('temperature', 1.0):g}) |")
+        rows += ["", head, "|---|---|---|---|---|---|---|"]
+        overall = {"continuation": "style_score", "oracle": "oracle_score", "prefix": "prefix_score",
+                   "chance": "chance_score"}
+        both = lambda cs, key: " / ".join(f"{c[key]:.3f}" for c in cs)  # noqa: E731
+        if all("prefix_score" in c for c in vr):
+            rows.append(f"| all six | {both(vr, overall['continuation'])} | {both(rr, overall['continuation'])} | "
+                        f"{vr[0]['oracle_score']:.3f} | {vr[0]['prefix_score']:.3f} | {vr[0]['chance_score']:.3f} | |")
+        for feat in vr[0]["features"]:
+            fv = [c["features"][feat] for c in vr]
+            fr = [c["features"][feat] for c in rr]
+            rows.append(f"| {feat} | {both(fv, 'continuation')} | {both(fr, 'continuation')} | {fv[0]['oracle']:.3f} | "
+                        f"{fv[0]['prefix']:.3f} | {fv[0]['chance']:.3f} | {fv[-1]['bias']:+.2f} |")
+    return rows
 
 
 def main() -> None:

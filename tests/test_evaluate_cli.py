@@ -147,11 +147,13 @@ def test_continuation_benchmark_flag_reports_size_and_style_against_oracle_and_c
         c = json.loads(out)["continuation"]
         assert c["lines"] == 4
         assert c["size_ratio_median"] > 0 and c["size_ratio_iqr"][0] <= c["size_ratio_median"] <= c["size_ratio_iqr"][1]
-        for key in ("style_score", "oracle_score", "chance_score"):
+        for key in ("style_score", "oracle_score", "chance_score", "prefix_score"):
             assert 0.0 <= c[key] <= 1.0, (key, c)
+        assert set(c["features"]) == {"log_height", "slant", "advance", "lift_rate", "stroke_length", "gap"}
     code, out, _ = run(["--model", checkpoints["rnn"], "--data", "synthetic", "--synthetic-lines", 2,
                         "--continuation", 4], capsys)
     assert code == 0 and "continuation benchmark (4 held-out lines" in out and "same-writer oracle" in out
+    assert "per feature" in out and "    slant" in out and "its own first half" in out
 
 
 def test_continuation_benchmark_at_several_temperatures(checkpoints, capsys):

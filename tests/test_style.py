@@ -84,6 +84,32 @@ def test_style_score_separates_an_imitator_from_a_stranger():
     assert 0.6 < good.size_ratio_median < 1.6
 
 
+class _Stretcher(_Imitator):
+    """The same writer's second half, drawn twice as wide: a hand with the wrong advance."""
+
+    def continue_ink(self, prefix, **kw):
+        (ink,) = super().continue_ink(prefix, **kw)
+        x0 = ink.strokes[0][0]
+        return [Ink(strokes=[(s - x0) * [2.0, 1.0] + x0 for s in ink.strokes])]
+
+
+def test_per_feature_scores_say_which_part_of_the_hand_is_kept():
+    inks = _held_out_lines()
+    good = continuation_benchmark(_Imitator(inks, same_writer=True), inks)
+    wide = continuation_benchmark(_Stretcher(inks, same_writer=True), inks)
+    assert set(good.features) == set(FEATURES)
+    for name, f in good.features.items():
+        assert set(f) == {"continuation", "oracle", "chance", "prefix", "bias"}
+        assert all(0.0 <= f[k] <= 1.0 for k in ("continuation", "oracle", "chance", "prefix"))
+        assert abs(f["bias"]) < 0.6, name  # a same-writer line: no systematic drift
+    # the prefix (the same line's first half) is at least as near as another line by its writer
+    assert good.prefix_score > good.chance_score + 0.2
+    # twice as wide: advance drifts up by standard deviations, height and slant are not the problem
+    assert wide.features["advance"]["bias"] > 1.0 > abs(wide.features["log_height"]["bias"])
+    assert wide.features["advance"]["continuation"] < good.features["advance"]["continuation"]
+    assert good.as_dict()["features"]["slant"] == good.features["slant"]
+
+
 def test_benchmark_runs_on_a_real_model_and_needs_two_writers():
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
@@ -109,3 +135,24 @@ def test_benchmark_line_sets_give_every_line_a_same_writer_partner():
         assert len(chosen) <= limit and min(counts.values()) >= 2, (limit, counts)
     with pytest.raises(ValueError, match="at least two"):
         held_out_lines(writers=3, per_writer=1)
+
+
+def test_results_table_per_feature_rows_come_from_the_benchmark():
+    """``scripts/results_table.py`` builds the README's per-feature table from real results."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("results_table", Path(__file__).parents[1] / "scripts" / "results_table.py")
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    inks = _held_out_lines()
+    runs = [continuation_benchmark(_Imitator(inks, same_writer=same), inks, temperature=t).as_dict()
+            for same, t in ((True, 1.0), (False, 0.8))]
+    res = {"synthetic-test": {"continuation": runs[0], "continuation_by_temperature": runs}}
+    rows = table.feature_rows(res, res, ["synthetic-test"])
+    assert rows[1].startswith("| synthetic, held-out writers: feature | VRNN-GMM (T 1 / 0.8)")
+    body = {row.split(" | ")[0].lstrip("| "): row for row in rows[3:]}
+    assert set(body) == {"all six", *FEATURES}
+    slant = runs[0]["features"]["slant"], runs[1]["features"]["slant"]
+    assert f"{slant[0]['continuation']:.3f} / {slant[1]['continuation']:.3f}" in body["slant"]
+    assert body["slant"].endswith(f"{slant[1]['bias']:+.2f} |")

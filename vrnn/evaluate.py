@@ -121,6 +121,14 @@ def format_table(r: dict) -> str:
             f"{'  same-writer oracle':<34}{c['oracle_score']:>12.3f}",
             f"{'  another writer (chance)':<34}{c['chance_score']:>12.3f}",
         ]
+        if "prefix_score" in c:
+            lines.append(f"{'  its own first half (prefix)':<34}{c['prefix_score']:>12.3f}")
+        if c.get("features"):
+            lines.append(f"{'  per feature':<22}{'continuation':>13}{'oracle':>8}{'chance':>8}{'prefix':>8}"
+                         f"{'bias (sd)':>11}")
+            for name, f in c["features"].items():
+                lines.append(f"{'    ' + name:<22}{f['continuation']:>13.3f}{f['oracle']:>8.3f}{f['chance']:>8.3f}"
+                             f"{f['prefix']:>8.3f}{f['bias']:>+11.2f}")
     return "\n".join(lines)
 
 

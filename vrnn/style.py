@@ -13,7 +13,11 @@ half for as many steps as the true second half has, and compares:
   measured in the same run: the **oracle** puts another line by the same writer in
   place of the continuation (what a perfect imitator of the writer would get; below 1
   because a writer's lines vary), and **chance** puts a line by a random other writer
-  there (about 0.5).
+  there (about 0.5). A third reference, **prefix**, puts the line's own first half there:
+  a continuation that kept the prefix's style exactly.
+- **per feature**: the same scores on each style feature alone, and the continuation's
+  mean offset from the true second half on it (in standard deviations of the true
+  halves): which parts of a hand a model carries over, and which way it drifts.
 
 Style features of an ink (all independent of the ink's position and overall scale
 except ``log_height``, which is the size itself):
@@ -33,7 +37,7 @@ except ``log_height``, which is the size itself):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -97,11 +101,16 @@ class BenchmarkResult:
     oracle_score: float  # another line by the same writer in place of the continuation
     chance_score: float  # a line by another writer in place of the continuation
     temperature: float = 1.0  # of the continuations (1: the model's own distribution)
+    prefix_score: float = float("nan")  # the line's own first half in place of the continuation
+    # per feature of FEATURES: {"continuation", "oracle", "chance", "prefix"} scores and "bias",
+    # the continuation's mean offset from the true second half in standard deviations
+    features: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {"lines": self.lines, "temperature": self.temperature, "size_ratio_median": self.size_ratio_median,
                 "size_ratio_iqr": list(self.size_ratio_iqr), "style_score": self.style_score,
-                "oracle_score": self.oracle_score, "chance_score": self.chance_score}
+                "oracle_score": self.oracle_score, "chance_score": self.chance_score,
+                "prefix_score": self.prefix_score, "features": self.features}
 
 
 def _scores(candidates: np.ndarray, truths: np.ndarray, writers: list[str], valid: np.ndarray) -> float:
@@ -171,14 +180,15 @@ def continuation_benchmark(model, inks: list[Ink], *, seed: int = 0, temperature
     if len(set(writers)) < 2:
         raise ValueError("the continuation benchmark needs lines by at least two writers")
     rng = np.random.default_rng(seed)
-    feats_cont, feats_true, ratios = [], [], []
+    feats_cont, feats_true, feats_first, ratios = [], [], [], []
     for i, (first, second) in enumerate(halves):
         steps = max(clean_ink(second, getattr(model, "preprocess_config", None), scale=ink_scale(first)).num_points, 2)
         cont = model.continue_ink(first, n=1, steps=steps, temperature=temperature, seed=seed + i)[0]
         ratios.append(ink_scale(cont) / max(ink_scale(first), 1e-9))
         feats_cont.append(style_features(cont))
         feats_true.append(style_features(second))
-    feats_cont, feats_true = np.asarray(feats_cont), np.asarray(feats_true)
+        feats_first.append(style_features(first))
+    feats_cont, feats_true, feats_first = np.asarray(feats_cont), np.asarray(feats_true), np.asarray(feats_first)
     # the oracle: another line's second half by the same writer; chance: one by another writer
     oracle = np.full_like(feats_true, np.nan)
     chance = np.empty_like(feats_true)
@@ -193,12 +203,26 @@ def continuation_benchmark(model, inks: list[Ink], *, seed: int = 0, temperature
     has_oracle = ~np.isnan(oracle).any(1)
     everyone = np.ones(len(writers), bool)
     r = np.asarray(ratios)
+    stand_ins = {"continuation": (feats_cont, everyone), "oracle": (np.nan_to_num(oracle), has_oracle),
+                 "chance": (chance, everyone), "prefix": (feats_first, everyone)}
+
+    def scores(cols) -> dict[str, float]:
+        return {name: _scores(z(c)[:, cols], z(feats_true)[:, cols], writers, valid)
+                for name, (c, valid) in stand_ins.items()}
+
+    overall = scores(slice(None))
+    features = {}
+    for k, name in enumerate(FEATURES):
+        features[name] = scores(slice(k, k + 1))
+        features[name]["bias"] = float(np.mean(z(feats_cont)[:, k] - z(feats_true)[:, k]))
     return BenchmarkResult(
         lines=len(writers),
         size_ratio_median=float(np.median(r)),
         size_ratio_iqr=(float(np.percentile(r, 25)), float(np.percentile(r, 75))),
-        style_score=_scores(z(feats_cont), z(feats_true), writers, everyone),
-        oracle_score=_scores(z(np.nan_to_num(oracle)), z(feats_true), writers, has_oracle),
-        chance_score=_scores(z(chance), z(feats_true), writers, everyone),
+        style_score=overall["continuation"],
+        oracle_score=overall["oracle"],
+        chance_score=overall["chance"],
         temperature=float(temperature),
+        prefix_score=overall["prefix"],
+        features=features,
     )
