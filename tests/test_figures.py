@@ -281,7 +281,7 @@ def test_departure_view_names_the_two_top_kl_dims_and_leaves_step_0_out():
     tr.kl_dims[:, 3] += 2.0  # now z4 carries the most KL, then z1
     tr.post_mu[0] = 1e3  # a wild start step must not set the axes
     fig = trace_views.latent_departure_figure(tr, step=5)
-    assert fig.layout.xaxis.title.text.startswith("z4 ") and fig.layout.yaxis.title.text.startswith("z1 ")
+    assert fig.layout.xaxis.title.text.startswith("z4:") and fig.layout.yaxis.title.text.startswith("z1 ")
     assert "(μq − μp)/σp" in fig.layout.xaxis.title.text
     assert max(abs(v) for v in fig.layout.xaxis.range) < 100
     posterior = [d for d in fig.data if d.name and d.name.startswith("posterior")][0]

@@ -360,11 +360,12 @@ def departure_panel(trace, step: int, ax: int, xd, yd, style: Style, max_ellipse
     kl = kl_by_dim(trace)
     layout = {
         _axis_name("x", ax): dict(domain=list(xd), anchor=_axis_ref("y", ax), range=x_range, constrain="domain",
-                                  title=dict(text=f"{dim_label(a)} (KL {kl[a]:.2f} nats/step): (μq − μp)/σp",
+                                  title=dict(text=f"{dim_label(a)}: (μq − μp)/σp · KL {kl[a]:.2f} nats/step",
                                              standoff=4), zeroline=True, zerolinecolor="#e2e8f0"),
         _axis_name("y", ax): dict(domain=list(yd), anchor=_axis_ref("x", ax), range=y_range, scaleanchor=_axis_ref("x", ax),
                                   scaleratio=1, constrain="domain", zeroline=True, zerolinecolor="#e2e8f0",
-                                  title=dict(text=(f"{dim_label(b)} (KL {kl[b]:.2f}): (μq − μp)/σp" if b is not None
+                                  # short: the rotated title must fit the square plot's height at presentation sizes
+                                  title=dict(text=(f"{dim_label(b)} · KL {kl[b]:.2f}" if b is not None
                                                    else "one latent dimension only"), standoff=4)),
     }
     notes = []
