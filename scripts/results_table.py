@@ -49,6 +49,7 @@ def available() -> dict:
 
 
 TEMPERATURES = ("1.0", "0.8")  # the continuation benchmark's: the model's own distribution, the app's default
+ADAPT = ("0", "30")  # and at each: the model as trained, and a copy adapted to each prefix (the app's "Adapt")
 
 
 def evaluate_model(model_dir: str, k: int, lines: int, continuation: int) -> dict:
@@ -57,7 +58,7 @@ def evaluate_model(model_dir: str, k: int, lines: int, continuation: int) -> dic
     for name, (_, args) in available().items():
         extra = ["--synthetic-lines", str(lines)] if name == "synthetic-test" else []
         if name in CONTINUATION_SETS and continuation:
-            extra += ["--continuation", str(continuation), "--temperature", *TEMPERATURES]
+            extra += ["--continuation", str(continuation), "--temperature", *TEMPERATURES, "--adapt", *ADAPT]
         cmd = [sys.executable, "-m", "vrnn.evaluate", "--model", model_dir, *args, *extra,
                "--importance-samples", str(k), "--device", "cpu", "--json"]
         r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
@@ -112,33 +113,42 @@ def tables(v: dict, r: dict, k: int) -> str:
              + ", ".join(f"{x:.3f}" for x in sorted(syn["kl_per_dim"], reverse=True))]
     sets = [n for n in CONTINUATION_SETS if n in v and "continuation" in v[n]]
     if sets:
-        rows += ["", "| continuation benchmark | model | temperature | lines | size ratio (median, IQR) | style score | "
-                 "same-writer oracle | chance |", "|---|---|---|---|---|---|---|---|"]
+        rows += ["", "| continuation benchmark | model | temperature | adapted to the prefix | lines | "
+                 "size ratio (median, IQR) | style score | same-writer oracle | chance |",
+                 "|---|---|---|---|---|---|---|---|---|"]
         for name in sets:
             for label, res in (("VRNN-GMM", v), ("RNN-GMM", r)):
                 s = res[name]
                 for c in s.get("continuation_by_temperature") or [s["continuation"]]:
                     lo, hi = c["size_ratio_iqr"]
+                    adapted = f"{c['adapt_steps']} steps" if c.get("adapt_steps") else "no"
                     rows.append(f"| {SETS[name][0].split(' (')[0]} | {label} | {c.get('temperature', 1.0):g} | "
-                                f"{c['lines']} | {c['size_ratio_median']:.2f} ({lo:.2f}-{hi:.2f}) | "
+                                f"{adapted} | {c['lines']} | {c['size_ratio_median']:.2f} ({lo:.2f}-{hi:.2f}) | "
                                 f"{c['style_score']:.3f} | {c['oracle_score']:.3f} | {c['chance_score']:.3f} |")
         rows += feature_rows(v, r, sets)
     return "\n".join(rows)
 
 
+def run_label(c: dict) -> str:
+    """``0.8`` or, for a run adapted to each prefix, ``0.8 adapted``."""
+    return f"{c.get('temperature', 1.0):g}" + (" adapted" if c.get("adapt_steps") else "")
+
+
 def feature_rows(v: dict, r: dict, sets: list[str]) -> list[str]:
-    """Per style feature: each model's score at every benchmark temperature, the references
-    (same-writer oracle, the line's own first half, chance) and the VRNN's drift at the
-    last temperature (the app's), in standard deviations of the true second halves."""
+    """Per style feature: each model's score in every benchmark run (temperature, adapted or
+    not), the references (same-writer oracle, the line's own first half, chance) and the
+    VRNN's drift in the runs at the last temperature (the app's), in standard deviations of the
+    true second halves."""
     runs = lambda res, name: res[name].get("continuation_by_temperature") or [res[name]["continuation"]]  # noqa: E731
     rows = []
     for name in sets:
         vr, rr = runs(v, name), runs(r, name)
         if not all("features" in c for c in vr + rr):
             continue
-        temps = " / ".join(f"{c.get('temperature', 1.0):g}" for c in vr)
+        temps = " / ".join(run_label(c) for c in vr)
+        last = [c for c in vr if c.get("temperature", 1.0) == vr[-1].get("temperature", 1.0)]  # the app's temperature
         head = (f"| {SETS[name][0].split(' (')[0]}: feature | VRNN-GMM (T {temps}) | RNN-GMM (T {temps}) | "
-                f"oracle | own first half | chance | VRNN drift (sd, T {vr[-1].get('temperature', 1.0):g}) |")
+                f"oracle | own first half | chance | VRNN drift (sd, T {' / '.join(run_label(c) for c in last)}) |")
         rows += ["", head, "|---|---|---|---|---|---|---|"]
         overall = {"continuation": "style_score", "oracle": "oracle_score", "prefix": "prefix_score",
                    "chance": "chance_score"}
@@ -150,7 +160,8 @@ def feature_rows(v: dict, r: dict, sets: list[str]) -> list[str]:
             fv = [c["features"][feat] for c in vr]
             fr = [c["features"][feat] for c in rr]
             rows.append(f"| {feat} | {both(fv, 'continuation')} | {both(fr, 'continuation')} | {fv[0]['oracle']:.3f} | "
-                        f"{fv[0]['prefix']:.3f} | {fv[0]['chance']:.3f} | {fv[-1]['bias']:+.2f} |")
+                        f"{fv[0]['prefix']:.3f} | {fv[0]['chance']:.3f} | "
+                        + " / ".join(f"{c['features'][feat]['bias']:+.2f}" for c in last) + " |")
     return rows
 
 
@@ -163,7 +174,13 @@ def main() -> None:
     ap.add_argument("--continuation", type=int, default=160, help="continuation benchmark lines (0: off)")
     ap.add_argument("--out", default=str(ROOT / "results"))
     ap.add_argument("--no-card", action="store_true", help="leave the model cards as they are")
+    ap.add_argument("--tables-only", action="store_true", help="print the tables from the results already in --out")
     a = ap.parse_args()
+    if a.tables_only:
+        saved = {m: {name: json.loads((Path(a.out) / f"{m}-{name}.json").read_text()) for name in available()}
+                 for m in ("vrnn", "rnn")}
+        print(tables(saved["vrnn"], saved["rnn"], a.importance_samples))
+        return
     if a.importance_samples < 1:
         ap.error("-k must be at least 1 (the tables show IWAE)")
     a.vrnn, a.rnn = str(Path(a.vrnn).resolve()), str(Path(a.rnn).resolve())

@@ -7,7 +7,10 @@ prefixes of every kind the app sees (prefix in black, each continuation in colou
 - a real UJI character and the first half of a line of real Omniglot Latin letters by a
   held-out drawer (when ``../shared/data`` is present).
 
-    python scripts/sample_grid.py [--model pretrained/vrnn] [--out docs/samples_vrnn.png]
+    python scripts/sample_grid.py [--model pretrained/vrnn] [--out docs/samples_vrnn.png] [--adapt 30]
+
+``--adapt N``: continue each prefix with a copy of the model fine-tuned on it for ``N``
+steps (``vrnn.inference.Inference.adapted``), as the app's "Adapt to this hand" does.
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ def main() -> None:
     ap.add_argument("--out", default="docs/samples_vrnn.png")
     ap.add_argument("--temperature", type=float, default=0.7)
     ap.add_argument("--steps", type=int, default=160, help="points per continuation")
+    ap.add_argument("--adapt", type=int, default=0, help="fine-tuning steps on each prefix first (0: none)")
     args = ap.parse_args()
     model = vrnn.load_model(args.model, device="cpu")
     tau = args.temperature
@@ -78,9 +82,10 @@ def main() -> None:
         cells.append(ink)
         captions.append(f"sample {i + 1} (from scratch, T={tau})")
     for caption, prefix in prefixes():
-        for j, cont in enumerate(model.continue_ink(prefix, n=2, steps=args.steps, seed=0, temperature=tau)):
+        for j, cont in enumerate(model.continue_ink(prefix, n=2, steps=args.steps, seed=0, temperature=tau,
+                                                        adapt=args.adapt)):
             cells.append([(prefix, "black"), (cont, PALETTE[j])])
-            captions.append(f"{caption} + continuation {j + 1}")
+            captions.append(f"{caption} + continuation {j + 1}" + (" (adapted)" if args.adapt else ""))
     render_inks_png(cells, args.out, cols=2, labels=captions)
     print(os.path.relpath(args.out))
 

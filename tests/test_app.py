@@ -139,6 +139,9 @@ def test_model_service_caches_per_ink_and_settings(tiny_models):
     c1 = service.continuations(ink, s)
     assert service.continuations(ink, s) is c1 and len(c1) == 2
     assert service.continuations(ink, ContinuationSettings(n=2, steps=15, temperature=0.7, seed=4)) is not c1
+    adapted = service.continuations(ink, ContinuationSettings(n=2, steps=15, temperature=0.7, seed=3, adapt=3))
+    assert adapted is not c1 and not np.allclose(adapted[0].points, c1[0].points)
+    assert service.continuations(ink, ContinuationSettings(n=2, steps=15, temperature=0.7, seed=3, adapt=3)) is adapted
     totals = trace_totals(t1)
     assert totals["neg_elbo"] == pytest.approx(float(np.sum(t1.kl) + np.sum(t1.nll)), rel=1e-5)
 
@@ -408,6 +411,10 @@ def test_upload_shows_continuations_and_trace_views(app_env):
     at.sidebar.toggle(key="cont_stop").set_value(False).run()
     caption = next(c.value for c in at.caption if "point ink" in c.value)
     assert "· 200 steps ·" in caption and "cut" not in caption and not at.exception
+    # adapted to the hand: the caption says so and the continuations are another model's
+    at.sidebar.toggle(key="cont_adapt").set_value(True).run()
+    caption = next(c.value for c in at.caption if "point ink" in c.value)
+    assert "adapted to this ink (30 steps)" in caption and not at.exception and not at.error
 
 
 def test_bad_upload_shows_one_line_error_and_no_exception(app_env):

@@ -175,6 +175,22 @@ def test_continuation_benchmark_at_several_temperatures(checkpoints, capsys):
         assert code != 0 and "--temperature must be in (0, 10]" in err and len(err.strip().splitlines()) == 1
 
 
+def test_continuation_benchmark_with_adaptation(checkpoints, capsys):
+    code, out, err = run(["--model", checkpoints["vrnn"], "--data", "synthetic", "--synthetic-lines", 2,
+                          "--continuation", 4, "--temperature", 0.8, "--adapt", 0, 3, "--json"], capsys)
+    assert code == 0, err
+    runs = json.loads(out)["continuation_by_temperature"]
+    assert [(c["temperature"], c["adapt_steps"]) for c in runs] == [(0.8, 0), (0.8, 3)]
+    assert runs[0]["features"] != runs[1]["features"]  # the adapted copies write something else
+    code, out, _ = run(["--model", checkpoints["rnn"], "--data", "synthetic", "--synthetic-lines", 2,
+                        "--continuation", 4, "--adapt", 2], capsys)
+    assert code == 0 and "adapted 2 steps to each prefix)" in out
+    for bad in (-1, 501):
+        code, _, err = run(["--model", checkpoints["vrnn"], "--data", "synthetic", "--continuation", 4,
+                            "--adapt", bad], capsys)
+        assert code != 0 and "--adapt must be between 0 and 500 steps" in err and len(err.strip().splitlines()) == 1
+
+
 def test_continuation_benchmark_needs_two_writers_with_two_lines(checkpoints, capsys, tmp_path):
     for too_few in (1, 3):
         code, _, err = run(["--model", checkpoints["rnn"], "--data", "synthetic", "--continuation", too_few], capsys)

@@ -369,3 +369,48 @@ def test_baseline_reports_no_latent_units(model):
         assert r["informative_units"] == 0
     else:
         assert len(r["kl_per_dim"]) == model.latent_size
+
+
+# ------------------------------------------------------------ adaptation (dynamic evaluation)
+def _own_loss(m, ink, seed=0):
+    _, x = Inference(m).prepared(ink)
+    eps = torch.randn(1, x.shape[0], m.latent_size, generator=torch.Generator().manual_seed(seed)) if m.latent_size else None
+    with torch.no_grad():
+        return m(x[None], torch.ones(1, x.shape[0]), eps=eps).elbo_loss.item()
+
+
+def test_adapted_copy_fits_the_ink_and_leaves_the_model_alone(model):
+    ink = _ink()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    plain = model.continue_ink(ink, n=2, steps=30, seed=1)
+    adapted = model.adapted(ink, steps=20, lr=3e-3)
+    assert adapted is not model and not adapted.training
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k  # the model itself is never trained
+    assert any(not torch.equal(v, before[k]) for k, v in adapted.state_dict().items())
+    # it practised this ink: its own bound on it is better than the model's
+    assert _own_loss(adapted, ink) < _own_loss(model, ink) - 0.05
+    # the same (ink, steps, lr, seed): the same copy and the same continuations, deterministically
+    again = model.continue_ink(ink, n=2, steps=30, seed=1, adapt=20)
+    Inference(model).clear()
+    fresh = model.continue_ink(ink, n=2, steps=30, seed=1, adapt=20)
+    for a, b in zip(again, fresh):
+        np.testing.assert_array_equal(a.points, b.points)
+    assert not np.allclose(again[0].points, plain[0].points)
+    # and the model as trained still gives what it gave before
+    for a, b in zip(plain, model.continue_ink(ink, n=2, steps=30, seed=1)):
+        np.testing.assert_array_equal(a.points, b.points)
+
+
+def test_adaptation_is_cached_and_zero_steps_is_the_model(model):
+    ink = _ink()
+    inf = Inference(model)
+    assert inf.adapted(ink, steps=0) is model
+    a = inf.adapted(ink, steps=3)
+    assert inf.adapted(ink, steps=3) is a and inf.adapted(ink, steps=4) is not a
+
+
+@pytest.mark.parametrize("kw", [dict(steps=-1), dict(steps=10_000), dict(lr=0.0), dict(lr=float("nan"))])
+def test_adaptation_rejects_bad_settings(model, kw):
+    with pytest.raises(ValueError, match="adaptation"):
+        model.adapted(_ink(), **kw)

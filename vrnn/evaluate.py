@@ -23,6 +23,10 @@ lines are random-text lines by the ``test`` writers, 4 each (2 for ``N < 8``, mo
 writers that have at least two in the evaluated split::
 
     python -m vrnn.evaluate --model pretrained/rnn --data synthetic --continuation 80
+
+``--adapt 0 30`` runs it twice at every temperature: with the model as trained and with a
+copy fine-tuned for 30 steps on each prefix before continuing it (dynamic evaluation,
+:meth:`vrnn.inference.Inference.adapted`).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ quiet_openmp(__name__ == "__main__")
 
 from .checkpoint import CheckpointError  # noqa: E402
 from .datasets import DataError, describe, load_eval_inks  # noqa: E402
+from .inference import MAX_ADAPT_STEPS  # noqa: E402
 from .ink import InkFormatError  # noqa: E402
 from .model import load_model  # noqa: E402
 from .style import continuation_benchmark, lines_by_writer, lines_per_writer, synthetic_benchmark_lines  # noqa: E402
@@ -46,14 +51,16 @@ from .style import continuation_benchmark, lines_by_writer, lines_per_writer, sy
 def evaluate_checkpoint(model_dir: str | None, data: str, *, importance_samples: int = 0, split: str | None = None,
                         synthetic_lines: int = 200, seed: int = 0, data_seed: int = 0, device: str | None = None,
                         valid_fraction: float = 0.1, test_fraction: float = 0.1,
-                        continuation: int = 0, temperatures: tuple[float, ...] = (1.0,)) -> dict:
+                        continuation: int = 0, temperatures: tuple[float, ...] = (1.0,),
+                        adapt: tuple[int, ...] = (0,)) -> dict:
     """Load a checkpoint, load the data and return :meth:`model.evaluate`'s numbers plus what was evaluated.
 
     ``valid_fraction`` / ``test_fraction``: the writer hold-out of training (the same values
     give the same held-out writers; see :func:`vrnn.datasets.holdout_split`).
     ``continuation``: lines for the continuation benchmark (0: none); its numbers go under
     ``"continuation"`` (:meth:`vrnn.style.BenchmarkResult.as_dict`), at the first of
-    ``temperatures``; with more than one, ``"continuation_by_temperature"`` lists them all.
+    ``temperatures`` and of ``adapt`` (fine-tuning steps on each prefix); with more than one
+    run, ``"continuation_by_temperature"`` lists them all, temperature by temperature.
     """
     model = load_model(model_dir, device=device)
     inks = load_eval_inks(data, split=split, seed=data_seed, synthetic_lines=synthetic_lines,
@@ -68,8 +75,8 @@ def evaluate_checkpoint(model_dir: str | None, data: str, *, importance_samples:
         **result,
     }
     if continuation:
-        runs = [continuation_lines_benchmark(model, data, inks, continuation, seed=seed, temperature=t)
-                for t in temperatures]
+        runs = [continuation_lines_benchmark(model, data, inks, continuation, seed=seed, temperature=t, adapt=n)
+                for t in temperatures for n in adapt]
         out["continuation"] = runs[0]
         if len(runs) > 1:
             out["continuation_by_temperature"] = runs
@@ -77,7 +84,7 @@ def evaluate_checkpoint(model_dir: str | None, data: str, *, importance_samples:
 
 
 def continuation_lines_benchmark(model, data: str, inks: list, lines: int, *, seed: int = 0,
-                                 temperature: float = 1.0) -> dict:
+                                 temperature: float = 1.0, adapt: int = 0) -> dict:
     """The continuation benchmark on ``lines`` held-out lines (module docstring)."""
     if data == "synthetic":
         bench_inks = synthetic_benchmark_lines(lines)
@@ -87,7 +94,7 @@ def continuation_lines_benchmark(model, data: str, inks: list, lines: int, *, se
     if len({ink.writer for ink in bench_inks}) < 2:
         raise DataError(f"{data}: the continuation benchmark needs lines by at least two writers "
                         "with two or more multi-stroke lines each")
-    return continuation_benchmark(model, bench_inks, seed=seed, temperature=temperature).as_dict()
+    return continuation_benchmark(model, bench_inks, seed=seed, temperature=temperature, adapt=adapt).as_dict()
 
 
 def format_table(r: dict) -> str:
@@ -115,7 +122,8 @@ def format_table(r: dict) -> str:
         lines += [
             "",
             f"continuation benchmark ({c['lines']} held-out lines, split at the middle pen lift, "
-            f"temperature {c.get('temperature', 1.0):g})",
+            f"temperature {c.get('temperature', 1.0):g}"
+            + (f", adapted {c['adapt_steps']} steps to each prefix)" if c.get("adapt_steps") else ")"),
             f"{'size ratio (continuation / prefix)':<34}{c['size_ratio_median']:>12.3f}  (IQR {lo:.2f}-{hi:.2f}; 1 is right)",
             f"{'style score (0.5: chance)':<34}{c['style_score']:>12.3f}",
             f"{'  same-writer oracle':<34}{c['oracle_score']:>12.3f}",
@@ -150,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, nargs="+", default=[1.0], metavar="T",
                    help="sampling temperature(s) of the continuation benchmark (1: the model's own distribution; "
                         "the app's default is 0.8)")
+    p.add_argument("--adapt", type=int, nargs="+", default=[0], metavar="STEPS",
+                   help="continuation benchmark: fine-tune a copy of the model on each prefix for STEPS steps "
+                        "before continuing it (dynamic evaluation; 0: the model as trained); several: one run each")
     p.add_argument("--device", help="cpu, cuda ... (default: CUDA when available)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     return p
@@ -163,11 +174,14 @@ def main(argv: list[str] | None = None) -> int:
         return fail("--continuation needs at least 4 lines: two by each of two writers (0: off)")
     if any(not (0.0 < t <= 10.0) for t in a.temperature):
         return fail("--temperature must be in (0, 10]")
+    if any(not (0 <= n <= MAX_ADAPT_STEPS) for n in a.adapt):
+        return fail(f"--adapt must be between 0 and {MAX_ADAPT_STEPS} steps")
     try:
         r = evaluate_checkpoint(a.model, a.data, importance_samples=a.importance_samples, split=a.split,
                                 synthetic_lines=a.synthetic_lines, seed=a.seed, data_seed=a.data_seed, device=a.device,
                                 valid_fraction=a.valid_fraction, test_fraction=a.test_fraction,
-                                continuation=a.continuation, temperatures=tuple(a.temperature))
+                                continuation=a.continuation, temperatures=tuple(a.temperature),
+                                adapt=tuple(a.adapt))
     except (DataError, InkFormatError, CheckpointError) as e:
         return fail(e)
     print(json.dumps(r, indent=2) if a.json else format_table(r))

@@ -12,6 +12,12 @@ cache, and a copy starts with none). Every entry is keyed by :func:`ink_digest`,
 cache empties itself when the model's weights (parameter versions), normalizer,
 preprocessing or device change, so results are identical with or without it.
 
+Adaptation (dynamic evaluation, Krause et al. 2018): :meth:`Inference.adapted` fine-tunes a
+*copy* of the model on one ink's own bound for a few Adam steps, and ``continue_ink(...,
+adapt=N)`` continues with that copy, so the continuation is written by a model that has
+just practised the writer's hand. The model itself is never changed; ``trace`` always
+reads the ink with the model as trained (its KL is what *that* model finds surprising).
+
 Every method takes and returns inks in their own coordinates: an ink is cleaned and
 scale-normalized on the way in (``vrnn.preprocess``) and model output is mapped back
 with the ink's scale, so results are scale-equivariant. Randomness comes from an
@@ -20,6 +26,7 @@ explicit ``torch.Generator`` seeded by ``seed``: the same seed gives identical r
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
 import weakref
@@ -37,6 +44,12 @@ from .preprocess import collate, prepare
 #: Active-unit threshold of Burda et al. (2016) on ``Cov_x(E_q[z_u])``.
 ACTIVE_UNIT_THRESHOLD = 0.01
 INFORMATIVE_KL_THRESHOLD = 0.01  # nats per point in one latent dimension: the posterior departs from the prior
+#: Adaptation defaults: 30 Adam steps at 1e-3 (about a second on one CPU thread) lifted the
+#: style score on held-out synthetic writers from 0.728 to 0.797 at T 0.8 and from 0.672 to
+#: 0.820 at T 1 (oracle 0.829); the README's "Adapting to the hand" has the other settings tried.
+ADAPT_STEPS = 30
+ADAPT_LR = 1e-3
+MAX_ADAPT_STEPS = 500
 
 
 class LRUCache:
@@ -282,17 +295,63 @@ class Inference:
             scale=prep.scale,
         )
 
+    def adapted(self, ink: Ink, *, steps: int = ADAPT_STEPS, lr: float = ADAPT_LR, seed: int = 0):
+        """A copy of the model fine-tuned on ``ink`` (dynamic evaluation), cached.
+
+        ``steps`` Adam steps at learning rate ``lr`` on the ink's own objective (the
+        negative ELBO, the RNN-GMM's negative log-likelihood; no KL weight, no free bits),
+        gradients clipped to norm 1, noise from ``seed``. The model is not changed. The
+        copy is in eval mode; treat it as read-only (it is shared through the cache).
+        """
+        steps, lr = int(steps), float(lr)
+        if not 0 <= steps <= MAX_ADAPT_STEPS:
+            raise ValueError(f"adaptation steps must be between 0 and {MAX_ADAPT_STEPS}, not {steps}")
+        if not (math.isfinite(lr) and lr > 0):
+            raise ValueError(f"the adaptation learning rate must be a positive number, not {lr}")
+        if steps == 0:
+            return self.model
+        digest = ink_digest(ink)
+        return self._cached(("adapted", digest, steps, lr, int(seed)),
+                            lambda: self._adapt(ink, digest, steps, lr, int(seed)))
+
+    def _adapt(self, ink, digest, steps, lr, seed):
+        _, x = self.prepared(ink, digest)
+        model = copy.deepcopy(self.model)
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.Adam(params, lr=lr)
+        g = torch.Generator(device=x.device)
+        g.manual_seed(seed)
+        x = x[None].clone()
+        mask = torch.ones(x.shape[:2], device=x.device)
+        model.train()
+        with torch.inference_mode(False), torch.enable_grad():
+            for _ in range(steps):
+                opt.zero_grad(set_to_none=True)
+                loss = model(x, mask, generator=g).loss
+                if not torch.isfinite(loss):
+                    break  # keep the last finite weights
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                opt.step()
+        return model.eval().requires_grad_(False)
+
     def continue_ink(self, ink: Ink, *, n: int = 8, steps: int = 300, temperature: float = 1.0, seed: int = 0,
-                     z_mode: str = "sample") -> list[Ink]:
+                     z_mode: str = "sample", adapt: int = 0) -> list[Ink]:
         """``n`` continuations of ``ink``, each holding only the new points.
 
         The posterior reads the whole prefix (the recurrent state has seen every
         prefix point), then the prior runs forward for ``steps`` steps in one batch of
         ``n``. ``z_mode="mean"`` uses the prior mean instead of a prior sample for ``z``.
+        ``adapt``: first fine-tune a copy of the model on ``ink`` for that many steps
+        (:meth:`adapted`) and continue with the copy (0: the model as trained).
         The first new point is one offset away from the prefix's last point.
         """
         if z_mode not in ("sample", "mean"):
             raise ValueError("z_mode must be 'sample' or 'mean'")
+        if adapt:
+            model = self.adapted(ink, steps=adapt, seed=seed)
+            return Inference(model).continue_ink(ink, n=n, steps=steps, temperature=temperature, seed=seed,
+                                                 z_mode=z_mode)
         digest = ink_digest(ink)
         key = ("continue", digest, int(n), int(steps), float(temperature), int(seed), z_mode)
         return self._cached(key, lambda: self._continue(ink, digest, int(n), int(steps), float(temperature),

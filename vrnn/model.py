@@ -295,10 +295,15 @@ class _Base(nn.Module):
         return copy.deepcopy(Inference(self).trace(ink, seed=seed))
 
     def continue_ink(self, ink, *, n: int = 8, steps: int = 300, temperature: float = 1.0, seed: int = 0,
-                     z_mode: str = "sample"):
-        """``n`` continuations of ``ink`` (see :meth:`vrnn.inference.Inference.continue_ink`)."""
+                     z_mode: str = "sample", adapt: int = 0):
+        """``n`` continuations of ``ink`` (see :meth:`vrnn.inference.Inference.continue_ink`);
+        ``adapt > 0``: by a copy of the model first fine-tuned on ``ink`` for that many steps."""
         return copy.deepcopy(Inference(self).continue_ink(ink, n=n, steps=steps, temperature=temperature,
-                                                          seed=seed, z_mode=z_mode))
+                                                          seed=seed, z_mode=z_mode, adapt=adapt))
+
+    def adapted(self, ink, *, steps: int = 30, lr: float = 1e-3, seed: int = 0):
+        """A copy of this model fine-tuned on ``ink`` (see :meth:`vrnn.inference.Inference.adapted`)."""
+        return copy.deepcopy(Inference(self).adapted(ink, steps=steps, lr=lr, seed=seed))
 
     def sample(self, *, n: int = 4, steps: int = 400, temperature: float = 1.0, seed: int = 0,
                z_mode: str = "sample", scale: float = 1.0):

@@ -101,13 +101,15 @@ class BenchmarkResult:
     oracle_score: float  # another line by the same writer in place of the continuation
     chance_score: float  # a line by another writer in place of the continuation
     temperature: float = 1.0  # of the continuations (1: the model's own distribution)
+    adapt_steps: int = 0  # fine-tuning steps on each prefix before continuing it (0: the model as trained)
     prefix_score: float = float("nan")  # the line's own first half in place of the continuation
     # per feature of FEATURES: {"continuation", "oracle", "chance", "prefix"} scores and "bias",
     # the continuation's mean offset from the true second half in standard deviations
     features: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {"lines": self.lines, "temperature": self.temperature, "size_ratio_median": self.size_ratio_median,
+        return {"lines": self.lines, "temperature": self.temperature, "adapt_steps": self.adapt_steps,
+                "size_ratio_median": self.size_ratio_median,
                 "size_ratio_iqr": list(self.size_ratio_iqr), "style_score": self.style_score,
                 "oracle_score": self.oracle_score, "chance_score": self.chance_score,
                 "prefix_score": self.prefix_score, "features": self.features}
@@ -168,9 +170,11 @@ def lines_by_writer(inks: list[Ink], limit: int, *, per_writer: int = 4) -> list
     return out
 
 
-def continuation_benchmark(model, inks: list[Ink], *, seed: int = 0, temperature: float = 1.0) -> BenchmarkResult:
+def continuation_benchmark(model, inks: list[Ink], *, seed: int = 0, temperature: float = 1.0,
+                           adapt: int = 0) -> BenchmarkResult:
     """Split every line, continue its first half with ``model`` and score size and style
-    (module docstring). Lines need a ``writer``; lines of a single stroke are skipped."""
+    (module docstring). Lines need a ``writer``; lines of a single stroke are skipped.
+    ``adapt``: fine-tune a copy of the model on each first half for that many steps first."""
     halves, writers = [], []
     for ink in inks:
         parts = split_at_middle_lift(ink)
@@ -183,7 +187,8 @@ def continuation_benchmark(model, inks: list[Ink], *, seed: int = 0, temperature
     feats_cont, feats_true, feats_first, ratios = [], [], [], []
     for i, (first, second) in enumerate(halves):
         steps = max(clean_ink(second, getattr(model, "preprocess_config", None), scale=ink_scale(first)).num_points, 2)
-        cont = model.continue_ink(first, n=1, steps=steps, temperature=temperature, seed=seed + i)[0]
+        extra = {"adapt": int(adapt)} if adapt else {}
+        cont = model.continue_ink(first, n=1, steps=steps, temperature=temperature, seed=seed + i, **extra)[0]
         ratios.append(ink_scale(cont) / max(ink_scale(first), 1e-9))
         feats_cont.append(style_features(cont))
         feats_true.append(style_features(second))
@@ -223,6 +228,7 @@ def continuation_benchmark(model, inks: list[Ink], *, seed: int = 0, temperature
         oracle_score=overall["oracle"],
         chance_score=overall["chance"],
         temperature=float(temperature),
+        adapt_steps=int(adapt),
         prefix_score=overall["prefix"],
         features=features,
     )

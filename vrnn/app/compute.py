@@ -22,13 +22,15 @@ __all__ = ["ContinuationSettings", "LRUCache", "ModelService", "comparison_rows"
 
 @dataclass(frozen=True)
 class ContinuationSettings:
-    """What the continuation controls set; ``z_mode`` is ``"sample"`` or ``"mean"`` (prior mean)."""
+    """What the continuation controls set; ``z_mode`` is ``"sample"`` or ``"mean"`` (prior mean);
+    ``adapt``: fine-tuning steps of a copy of the model on the prefix first (0: the model as trained)."""
 
     n: int = 4
     steps: int = 200
     temperature: float = 0.8
     seed: int = 0
     z_mode: str = "sample"
+    adapt: int = 0
 
 
 class ModelService:
@@ -48,7 +50,7 @@ class ModelService:
 
     def continuations(self, ink: Ink, settings: ContinuationSettings) -> list[Ink]:
         return self.inference.continue_ink(ink, n=settings.n, steps=settings.steps, temperature=settings.temperature,
-                                           seed=settings.seed, z_mode=settings.z_mode)
+                                           seed=settings.seed, z_mode=settings.z_mode, adapt=settings.adapt)
 
     def samples(self, n: int, steps: int, temperature: float, seed: int) -> list[Ink]:
         return self.inference.sample(n=int(n), steps=int(steps), temperature=float(temperature), seed=int(seed))

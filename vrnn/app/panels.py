@@ -104,7 +104,7 @@ def continuations_pane(ink: Ink | None, service: ModelService, options: dict, st
             return None
         steps = auto_steps(trace.steps)
     settings = ContinuationSettings(n=options["n"], steps=int(steps), temperature=options["temperature"],
-                                    seed=options["seed"], z_mode=options["z_mode"])
+                                    seed=options["seed"], z_mode=options["z_mode"], adapt=options.get("adapt", 0))
     conts = safe(lambda: service.continuations(ink, settings), "continue this ink")
     if conts is None:
         return None
@@ -116,6 +116,7 @@ def continuations_pane(ink: Ink | None, service: ModelService, options: dict, st
     z = {"sample": "prior sample", "mean": "prior mean"}[settings.z_mode] if service.is_latent else "no latents"
     length = f"{settings.steps} steps" + (" (follows the prefix)" if options["auto_length"] else "")
     cut = " · cut where the writing ends" if options["natural_end"] else ""
+    cut += f" · by a copy adapted to this ink ({settings.adapt} steps)" if settings.adapt else ""
     st.container(key="cont_caption").caption(
         f"{plural(settings.n, 'continuation')} of a {ink.num_points}-point ink · {length}{cut} · "
         f"temperature {settings.temperature:g} · seed {settings.seed} · z: {z} · {service.name}")

@@ -16,6 +16,7 @@ from pathlib import Path
 import streamlit as st
 
 from vrnn.datasets import OMNIGLOT_LINES
+from vrnn.inference import ADAPT_STEPS
 from vrnn.ink import Ink
 from vrnn.text import one_line
 
@@ -35,7 +36,8 @@ PAGE_ICON = Path(__file__).resolve().parent / "icon.png"
 
 #: Widget values that must survive runs where their widget is not on the page (another
 #: tab open, another input source): Streamlit drops a widget's state when it is not drawn.
-PERSISTENT_KEYS = ("cont_n", "cont_steps", "cont_auto", "cont_stop", "cont_temp", "seed", "z_mode", "cont_layout",
+PERSISTENT_KEYS = ("cont_n", "cont_steps", "cont_auto", "cont_stop", "cont_adapt", "cont_temp", "seed", "z_mode",
+                   "cont_layout",
                    "presentation", "trace_seed", "replay_speed", "sample_n", "sample_steps", "sample_temp",
                    "sample_seed", "iwae_k", *panels.RETRAIN_DEFAULTS, "export_figure", "example")
 
@@ -52,7 +54,8 @@ BASE_CSS = """
   .block-container { padding-top: 2.2rem; }
 </style>
 """
-SIDEBAR_DEFAULTS = {"cont_n": 4, "cont_steps": 200, "cont_auto": True, "cont_stop": True, "cont_temp": 0.8, "seed": 0,
+SIDEBAR_DEFAULTS = {"cont_n": 4, "cont_steps": 200, "cont_auto": True, "cont_stop": True, "cont_adapt": False,
+                    "cont_temp": 0.8, "seed": 0,
                     "z_mode": "sample", "cont_layout": "rows", "presentation": False, "trace_seed": 0}
 
 
@@ -93,6 +96,13 @@ def sidebar(data: SessionData):
                         help="Cut each continuation before a new line or a stray far stroke, else before its last "
                              "word break (white space): whole words, not the half word where the length ran out. "
                              "A t-bar or dot added to your ink, or a stroke back over a word, ends nothing.")
+    adapt = sb.toggle("Adapt to this hand", key="cont_adapt",
+                      help=f"Before continuing, a copy of the model practises your ink for {ADAPT_STEPS} steps "
+                           "(dynamic evaluation, about a second on a CPU), then writes on: more of your letter "
+                           "shapes, slant and spacing, now and then a wild stroke. On held-out synthetic writers the "
+                           "style score rose from 0.728 to 0.797 at temperature 0.8 (same-writer oracle 0.829); on "
+                           "real Omniglot hands from 0.605 to 0.691 (oracle 0.763). The model itself, the KL and "
+                           "the latent views are unchanged.")
     temperature = sb.slider("Temperature", 0.1, 2.0, step=0.05, key="cont_temp",
                             help="Divides the mixture and pen logits by T and multiplies every sigma (pen offsets "
                                  "and the prior over z) by √T: below 1 tidier, above 1 wilder.")
@@ -114,7 +124,7 @@ def sidebar(data: SessionData):
         trace_seed = st.number_input("Trace seed (posterior sample of z)", 0, 1_000_000, key="trace_seed")
     options = dict(n=int(n), steps=int(steps), auto_length=bool(auto), natural_end=bool(natural),
                    temperature=float(temperature), seed=int(seed), layout=layout, trace_seed=int(trace_seed),
-                   z_mode=z_mode if service.is_latent else "sample")
+                   z_mode=z_mode if service.is_latent else "sample", adapt=ADAPT_STEPS if adapt else 0)
     style = figures.Style.presentation() if presentation else figures.DEFAULT_STYLE
     return service, options, style, int(trace_seed)
 
