@@ -278,6 +278,28 @@ def test_draw_words_latency_and_readable_continuations(browser, app_server, shot
         ctx.close()
 
 
+def test_adapt_to_this_hand_continues_with_an_adapted_copy(browser, app_server, shots_dir):
+    """The sidebar's "Adapt to this hand": cursive "hello" drawn with it on is continued by a
+    copy of the model fine-tuned on the ink (the caption says so); pen-up to views is timed."""
+    ctx, page = open_app(browser, app_server.url, TALL)
+    try:
+        page.locator("[data-testid='stSidebar']").get_by_text("Adapt to this hand").click()
+        wait_idle(page)
+        clear_canvas(page)
+        times = []
+        for stroke in fit_strokes(synthetic_word("hello", False), canvas_box(page)):
+            times.append(wait_views(page, dispatch_stroke(page, stroke[::2] if len(stroke) > 40 else stroke)))
+        assert "adapted to this ink (30 steps)" in page.locator(".st-key-cont_caption").inner_text()
+        assert page.locator(".st-key-continuations .js-plotly-plot .scatterlayer .trace").count() >= 8
+        assert_no_exception(page)
+        shoot(page, shots_dir, "app_adapted.png")
+        print(f"\n[e2e] adapted: pen-up to rendered views " + ", ".join(f"{t:.0f}" for t in times)
+              + f" ms (median {statistics.median(times):.0f} ms)")
+        page.watch.check()
+    finally:
+        ctx.close()
+
+
 def test_play_runs_in_the_browser_at_15_fps_and_pause_always_pauses(browser, app_server, shots_dir):
     ctx, page = open_app(browser, app_server.url, TALL)
     try:
