@@ -354,7 +354,8 @@ def test_uploads_good_bad_and_too_big(browser, app_server):
     try:
         page.locator(".st-key-source button").nth(1).click()
         wait_idle(page)
-        assert "Upload an ink file" in page.locator(".st-key-continuations").inner_text()  # not "Write in the box"
+        # the upload placeholder, not "Write in the box" (waited for: the source switch can take a second rerun)
+        page.locator(".st-key-continuations", has_text="Upload an ink file").wait_for(timeout=TIMEOUT_MS)
         lines = vrnn.synthetic_inks(2, seed=11)
         upload = page.locator(".st-key-upload input[type='file']")
         # a bad file first: one line of error in the app's words, no traceback
