@@ -414,3 +414,16 @@ def test_adaptation_is_cached_and_zero_steps_is_the_model(model):
 def test_adaptation_rejects_bad_settings(model, kw):
     with pytest.raises(ValueError, match="adaptation"):
         model.adapted(_ink(), **kw)
+
+
+def test_every_continuation_seed_uses_the_same_adapted_copy(model):
+    ink = _ink()
+    inf = Inference(model)
+    a = model.continue_ink(ink, n=2, steps=20, seed=0, adapt=3)
+    copy_ = inf.adapted(ink, steps=3)
+    b = model.continue_ink(ink, n=2, steps=20, seed=1, adapt=3)
+    assert inf.adapted(ink, steps=3) is copy_  # not adapted again for the next seed
+    for seed, got in ((0, a), (1, b)):
+        want = copy_.continue_ink(ink, n=2, steps=20, seed=seed)
+        for x, y in zip(got, want):
+            np.testing.assert_array_equal(x.points, y.points)

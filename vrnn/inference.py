@@ -343,13 +343,14 @@ class Inference:
         prefix point), then the prior runs forward for ``steps`` steps in one batch of
         ``n``. ``z_mode="mean"`` uses the prior mean instead of a prior sample for ``z``.
         ``adapt``: first fine-tune a copy of the model on ``ink`` for that many steps
-        (:meth:`adapted`) and continue with the copy (0: the model as trained).
+        (:meth:`adapted`, adaptation seed 0, so every ``seed`` continues with the same copy)
+        and continue with the copy (0: the model as trained).
         The first new point is one offset away from the prefix's last point.
         """
         if z_mode not in ("sample", "mean"):
             raise ValueError("z_mode must be 'sample' or 'mean'")
-        if adapt:
-            model = self.adapted(ink, steps=adapt, seed=seed)
+        if adapt:  # one adapted copy per ink and step count: "More" (the next seed) does not adapt again
+            model = self.adapted(ink, steps=adapt)
             return Inference(model).continue_ink(ink, n=n, steps=steps, temperature=temperature, seed=seed,
                                                  z_mode=z_mode)
         digest = ink_digest(ink)
