@@ -45,8 +45,8 @@ from .preprocess import collate, prepare
 ACTIVE_UNIT_THRESHOLD = 0.01
 INFORMATIVE_KL_THRESHOLD = 0.01  # nats per point in one latent dimension: the posterior departs from the prior
 #: Adaptation defaults: 30 Adam steps at 1e-3 (about a second on one CPU thread) lifted the
-#: style score on held-out synthetic writers from 0.728 to 0.797 at T 0.8 and from 0.672 to
-#: 0.820 at T 1 (oracle 0.829); the README's "Adapting to the hand" has the other settings tried.
+#: style score on held-out synthetic writers from 0.728 to 0.811 at T 0.8 and from 0.672 to
+#: 0.806 at T 1 (oracle 0.829); the README's "Adapting to the hand" has the other settings tried.
 ADAPT_STEPS = 30
 ADAPT_LR = 1e-3
 MAX_ADAPT_STEPS = 500

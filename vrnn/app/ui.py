@@ -100,8 +100,8 @@ def sidebar(data: SessionData):
                       help=f"Before continuing, a copy of the model practises your ink for {ADAPT_STEPS} steps "
                            "(dynamic evaluation, about a second on a CPU), then writes on: more of your letter "
                            "shapes, slant and spacing, now and then a wild stroke. On held-out synthetic writers the "
-                           "style score rose from 0.728 to 0.797 at temperature 0.8 (same-writer oracle 0.829); on "
-                           "real Omniglot hands from 0.605 to 0.691 (oracle 0.763). The model itself, the KL and "
+                           "style score rose from 0.728 to 0.811 at temperature 0.8 (same-writer oracle 0.829); on "
+                           "real Omniglot hands from 0.605 to 0.710 (oracle 0.763). The model itself, the KL and "
                            "the latent views are unchanged.")
     temperature = sb.slider("Temperature", 0.1, 2.0, step=0.05, key="cont_temp",
                             help="Divides the mixture and pen logits by T and multiplies every sigma (pen offsets "
