@@ -7,6 +7,8 @@ a worker thread. :mod:`vrnn.app.ui` (the page) imports this module, never the re
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import streamlit as st
 
@@ -105,7 +107,11 @@ def continuations_pane(ink: Ink | None, service: ModelService, options: dict, st
         steps = auto_steps(trace.steps)
     settings = ContinuationSettings(n=options["n"], steps=int(steps), temperature=options["temperature"],
                                     seed=options["seed"], z_mode=options["z_mode"], adapt=options.get("adapt", 0))
-    conts = safe(lambda: service.continuations(ink, settings), "continue this ink")
+    # adapting takes about a second the first time for an ink (cached after that)
+    busy = st.spinner(f"Adapting a copy of the model to this ink ({settings.adapt} steps)…") if settings.adapt \
+        else contextlib.nullcontext()
+    with busy:
+        conts = safe(lambda: service.continuations(ink, settings), "continue this ink")
     if conts is None:
         return None
     shown = list(conts)
