@@ -156,3 +156,29 @@ def test_results_table_per_feature_rows_come_from_the_benchmark():
     slant = runs[0]["features"]["slant"], runs[1]["features"]["slant"]
     assert f"{slant[0]['continuation']:.3f} / {slant[1]['continuation']:.3f}" in body["slant"]
     assert body["slant"].endswith(f"{slant[1]['bias']:+.2f} |")
+
+
+def test_latent_probe_step_table_lines_up_departures_with_the_pen():
+    """``scripts/latent_probe.py``: one row per step from the third on, departures whitened by the prior."""
+    import importlib.util
+    from pathlib import Path
+
+    import torch
+
+    import vrnn
+    from vrnn.model import VRNNConfig, build_model
+
+    spec = importlib.util.spec_from_file_location("latent_probe", Path(__file__).parents[1] / "scripts" / "latent_probe.py")
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    torch.manual_seed(0)
+    model = build_model(VRNNConfig(hidden=16, latent=3, mixtures=2, mlp=16, x_features=8, z_features=8)).eval()
+    inks = vrnn.synthetic_inks(3, seed=1, split="test")
+    deps, feats = probe.step_table(model, inks)
+    traces = [model.trace(i) for i in inks]
+    assert deps.shape == (sum(t.steps - 2 for t in traces), 3)
+    tr = traces[0]
+    want = (tr.post_mu - tr.prior_mu) / tr.prior_sigma
+    np.testing.assert_allclose(deps[: tr.steps - 2], want[2:], rtol=1e-6)
+    np.testing.assert_array_equal(feats["after_lift"][: tr.steps - 2], (tr.offsets[1:-1, 2] > 0.5).astype(float))
+    assert np.all(np.abs(feats["turn"]) <= np.pi)
