@@ -179,7 +179,8 @@ def main() -> None:
     if a.tables_only:
         saved = {m: {name: json.loads((Path(a.out) / f"{m}-{name}.json").read_text()) for name in available()}
                  for m in ("vrnn", "rnn")}
-        print(tables(saved["vrnn"], saved["rnn"], a.importance_samples))
+        k = saved["vrnn"]["synthetic-test"].get("importance_samples", a.importance_samples)  # as computed
+        print(tables(saved["vrnn"], saved["rnn"], k))
         return
     if a.importance_samples < 1:
         ap.error("-k must be at least 1 (the tables show IWAE)")

@@ -26,7 +26,6 @@ explicit ``torch.Generator`` seeded by ``seed``: the same seed gives identical r
 
 from __future__ import annotations
 
-import copy
 import math
 import threading
 import weakref
@@ -315,13 +314,15 @@ class Inference:
                             lambda: self._adapt(ink, digest, steps, lr, int(seed)))
 
     def _adapt(self, ink, digest, steps, lr, seed):
+        from .model import copy_model  # the one way to copy a model (vrnn.model imports this module)
+
         _, x = self.prepared(ink, digest)
-        model = copy.deepcopy(self.model)
+        model = copy_model(self.model)
         params = [p for p in model.parameters() if p.requires_grad]
         opt = torch.optim.Adam(params, lr=lr)
         g = torch.Generator(device=x.device)
         g.manual_seed(seed)
-        x = x[None].clone()
+        x = x[None]
         mask = torch.ones(x.shape[:2], device=x.device)
         model.train()
         with torch.inference_mode(False), torch.enable_grad():

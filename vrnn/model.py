@@ -31,7 +31,7 @@ from torch import nn
 from .checkpoint import CheckpointError, read_checkpoint, save_model
 from .distributions import GMMParams, gaussian_kl, gaussian_log_prob, sample_gmm_rows, softplus_sigma
 from .fused import lstm_gate_scale, lstm_posterior_loop
-from .inference import Inference
+from .inference import ADAPT_LR, ADAPT_STEPS, Inference
 from .preprocess import Normalizer, PreprocessConfig
 
 
@@ -301,7 +301,7 @@ class _Base(nn.Module):
         return copy.deepcopy(Inference(self).continue_ink(ink, n=n, steps=steps, temperature=temperature,
                                                           seed=seed, z_mode=z_mode, adapt=adapt))
 
-    def adapted(self, ink, *, steps: int = 30, lr: float = 1e-3, seed: int = 0):
+    def adapted(self, ink, *, steps: int = ADAPT_STEPS, lr: float = ADAPT_LR, seed: int = 0):
         """A copy of this model fine-tuned on ``ink`` (see :meth:`vrnn.inference.Inference.adapted`)."""
         return copy.deepcopy(Inference(self).adapted(ink, steps=steps, lr=lr, seed=seed))
 

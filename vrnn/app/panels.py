@@ -106,7 +106,7 @@ def continuations_pane(ink: Ink | None, service: ModelService, options: dict, st
             return None
         steps = auto_steps(trace.steps)
     settings = ContinuationSettings(n=options["n"], steps=int(steps), temperature=options["temperature"],
-                                    seed=options["seed"], z_mode=options["z_mode"], adapt=options.get("adapt", 0))
+                                    seed=options["seed"], z_mode=options["z_mode"], adapt=options["adapt"])
     # adapting takes about a second the first time for an ink (cached after that)
     busy = st.spinner(f"Adapting a copy of the model to this ink ({settings.adapt} steps)…") if settings.adapt \
         else contextlib.nullcontext()

@@ -37,9 +37,8 @@ PAGE_ICON = Path(__file__).resolve().parent / "icon.png"
 #: Widget values that must survive runs where their widget is not on the page (another
 #: tab open, another input source): Streamlit drops a widget's state when it is not drawn.
 PERSISTENT_KEYS = ("cont_n", "cont_steps", "cont_auto", "cont_stop", "cont_adapt", "cont_temp", "seed", "z_mode",
-                   "cont_layout",
-                   "presentation", "trace_seed", "replay_speed", "sample_n", "sample_steps", "sample_temp",
-                   "sample_seed", "iwae_k", *panels.RETRAIN_DEFAULTS, "export_figure", "example")
+                   "cont_layout", "presentation", "trace_seed", "replay_speed", "sample_n", "sample_steps",
+                   "sample_temp", "sample_seed", "iwae_k", *panels.RETRAIN_DEFAULTS, "export_figure", "example")
 
 PRESENTATION_CSS = """
 <style>
@@ -55,8 +54,8 @@ BASE_CSS = """
 </style>
 """
 SIDEBAR_DEFAULTS = {"cont_n": 4, "cont_steps": 200, "cont_auto": True, "cont_stop": True, "cont_adapt": False,
-                    "cont_temp": 0.8, "seed": 0,
-                    "z_mode": "sample", "cont_layout": "rows", "presentation": False, "trace_seed": 0}
+                    "cont_temp": 0.8, "seed": 0, "z_mode": "sample", "cont_layout": "rows", "presentation": False,
+                    "trace_seed": 0}
 
 
 def keep_widget_state() -> None:
