@@ -7,6 +7,11 @@ Each run folder holds the ``metrics.jsonl`` that ``python -m vrnn.train`` writes
 ``"valid"`` records give ``elbo_per_point`` (the VRNN's ELBO, the RNN-GMM's exact
 log-likelihood: both in nats per point, higher is better). ``--table`` also prints the
 bound of every run at equal steps and at equal wall-clock time.
+
+A run started with ``--init-from`` is drawn with the run it started from:
+``PARENT+CHILD`` (e.g. ``docs/runs/vrnn-105min+pretrained/vrnn``) follows the parent's
+curve up to the step of the checkpoint the child started from (its card's ``init_from``),
+then the child's, shifted by that step and that time.
 """
 
 from __future__ import annotations
@@ -30,6 +35,20 @@ def read_curve(run: Path) -> list[tuple[int, float, float]]:
             if rec.get("kind") == "valid" and rec.get("elbo_per_point") is not None:
                 out.append((int(rec["step"]), float(rec.get("elapsed_s", 0.0)) / 60.0, float(rec["elbo_per_point"])))
     return out
+
+
+def read_lineage(spec: str) -> list[tuple[int, float, float]]:
+    """The curve of ``RUN`` or of ``PARENT+CHILD`` (a run and the ``--init-from`` run that continued it)."""
+    if "+" not in spec:
+        return read_curve(Path(spec))
+    parent, child = spec.split("+", 1)
+    card = json.loads((Path(child) / "config.json").read_text(encoding="utf-8")).get("card", {})
+    init = card.get("init_from")
+    if not init or init.get("steps") is None or init.get("elapsed_s") is None:
+        raise SystemExit(f"error: {child} was not started with --init-from (its card has no init_from steps)")
+    step0, min0 = int(init["steps"]), float(init["elapsed_s"]) / 60.0
+    head = [p for p in read_curve(Path(parent)) if p[0] <= step0]
+    return head + [(s + step0, m + min0, v) for s, m, v in read_curve(Path(child))]
 
 
 def value_at(curve: list[tuple[int, float, float]], key: int, at: float) -> float | None:
@@ -104,12 +123,12 @@ def render(curves, names, path: Path, width: int = 1400, height: int = 520) -> N
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Plot validation bound vs steps and vs wall-clock of training runs.")
-    ap.add_argument("runs", nargs="+", help="run folders holding metrics.jsonl")
+    ap.add_argument("runs", nargs="+", help="run folders holding metrics.jsonl, or PARENT+CHILD for an --init-from run")
     ap.add_argument("--names", help="comma-separated legend names (default: folder names)")
     ap.add_argument("--png", required=True, help="output PNG path")
     ap.add_argument("--table", action="store_true", help="print bounds at equal steps and equal wall-clock")
     a = ap.parse_args(argv)
-    curves = [read_curve(Path(r)) for r in a.runs]
+    curves = [read_lineage(r) for r in a.runs]
     names = a.names.split(",") if a.names else [Path(r).name for r in a.runs]
     render(curves, names, Path(a.png))
     print(f"wrote {a.png}")

@@ -145,6 +145,50 @@ def test_free_bits_and_kl_weight():
     torch.testing.assert_close(fb.elbo_loss, base.elbo_loss)
 
 
+def test_auxiliary_cost_reads_z_alone_and_never_enters_the_elbo():
+    from torch.distributions import Bernoulli
+
+    from vrnn.model import add_aux_head
+
+    m = VRNN(VRNNConfig(**TINY))
+    assert m.aux is None and m.config.aux_hidden == 0
+    x, mask = _batch()
+    mask[0, 10:] = 0.0
+    eps = torch.randn(3, 15, 4)
+    base = m(x, mask, eps=eps)
+    with pytest.raises(ValueError, match="auxiliary head"):
+        m(x, mask, eps=eps, aux_weight=1.0)
+    add_aux_head(m, hidden=8, seed=1)
+    assert m.config.aux_hidden == 8 and add_aux_head(m) is m and m.aux[0].out_features == 8  # a second call keeps it
+    out = m(x, mask, eps=eps, aux_weight=0.5)
+    # the same ELBO; the objective adds 0.5 x the masked auxiliary NLL per scored point
+    torch.testing.assert_close(out.elbo_loss, base.elbo_loss)
+    torch.testing.assert_close(out.loss, base.loss + 0.5 * out.aux.sum() / out.points)
+    assert (out.aux[0, 10:] == 0).all() and (out.aux[:, 0] == 0).all()  # masked, and row 0 is given, not scored
+    # -log p_aux(x_t | z_t) by torch.distributions, from the z the recurrence used
+    z = out.terms.latents.z
+    raw = m.aux(z)
+    sigma = torch.nn.functional.softplus(raw[..., 2:4]) + m.config.xy_sigma_floor
+    ref = -(Normal(raw[..., :2], sigma).log_prob(x[..., :2]).sum(-1) + Bernoulli(logits=raw[..., 4]).log_prob(x[..., 2]))
+    torch.testing.assert_close(m.aux_nll(z, x), ref)
+    # its gradient reaches the encoder through z (the fused loop's backward takes d z)
+    m.zero_grad()
+    (out.aux.sum()).backward()
+    assert m.encoder.last.weight.grad.abs().sum() > 0 and m.decoder.last.weight.grad is None
+    with pytest.raises(ValueError, match="aux_hidden"):
+        VRNNConfig(model="rnn", aux_hidden=8)
+
+
+def test_a_model_with_an_auxiliary_head_saves_and_loads(tmp_path):
+    from vrnn.model import add_aux_head, load_model
+
+    m = add_aux_head(VRNN(VRNNConfig(**TINY)), hidden=8)
+    m.save(tmp_path / "m")
+    back = load_model(tmp_path / "m", device="cpu")
+    assert back.config.aux_hidden == 8
+    torch.testing.assert_close(back.aux[0].weight, m.aux[0].weight)
+
+
 def test_free_bits_per_dimension_vs_on_the_total():
     from vrnn.model import free_bits_penalty
 

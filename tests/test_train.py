@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -818,3 +819,59 @@ def test_free_bits_mode_flag(tmp_path, capsys):
     assert code == 0, err
     card = load_model(tmp_path / "run").card
     assert "total" in json.dumps(card)  # the card's options record the mode
+
+
+def test_aux_weight_trains_the_auxiliary_head_and_refuses_the_baseline(tmp_path, capsys):
+    code, _, err = _run_main(["--data", "synthetic", "--synthetic-lines", "20", "--out", tmp_path / "rnn",
+                              "--model", "rnn", "--aux-weight", "1", *TINY_FLAGS], capsys)
+    errors = [line for line in err.strip().splitlines() if line.startswith("error: ")]
+    assert code == 2 and len(errors) == 1 and "--aux-weight" in errors[0] and "VRNN" in errors[0]
+    code, _, err = _run_main(["--data", "synthetic", "--out", tmp_path / "neg", "--aux-weight", "-1"], capsys)
+    assert code == 2 and "--aux-weight" in err
+    _, out = _short_run(tmp_path, capsys, "--aux-weight", "0.5")
+    model = load_model(out, device="cpu")
+    assert model.config.aux_hidden > 0 and model.card["options"]["aux_weight"] == 0.5
+    records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    valid = [r for r in records if r["kind"] == "valid"]
+    assert valid and all(math.isfinite(r["elbo_per_point"]) for r in valid)
+
+
+def test_init_from_starts_a_new_run_from_a_checkpoint(tmp_path, capsys):
+    data, first = _short_run(tmp_path, capsys)
+    base = load_model(first, device="cpu")
+    out = tmp_path / "second"
+    args = ["--init-from", first, "--data", data, "--out", out, "--max-steps", 3, "--eval-every", 3,
+            "--batch-size", 4, "--max-len", 40, "--no-progress", "--kl-warmup-steps", 0]
+    code, _, err = _run_main([*args, "--hidden", "16"], capsys)  # repeating the checkpoint's value is fine
+    assert code == 0, err
+    model = load_model(out, device="cpu")
+    assert model.config == base.config and model.normalizer.to_dict() == base.normalizer.to_dict()
+    init = model.card["init_from"]
+    assert init["path"] == str(first) and init["steps"] == base.card["metrics"]["best_step"]
+    assert init["best_valid_elbo_per_point"] == base.card["metrics"]["best_valid_elbo_per_point"]
+    assert model.card["steps"] == 3  # a new run: its own steps, its own optimizer
+    assert any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(), base.state_dict().values()))
+    # the learning-curve script reads the two runs as one: the parent up to the step it was saved at, then the child
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("learning_curves", ROOT / "scripts" / "learning_curves.py")
+    curves = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(curves)
+    parent, child, both = curves.read_curve(first), curves.read_curve(out), curves.read_lineage(f"{first}+{out}")
+    step0 = init["steps"]
+    head = [p for p in parent if p[0] <= step0]
+    assert both[: len(head)] == head and len(both) == len(head) + len(child)
+    assert [p[0] for p in both[len(head):]] == [p[0] + step0 for p in child]
+    assert both[-1][1] == pytest.approx(child[-1][1] + init["elapsed_s"] / 60)
+    with pytest.raises(SystemExit, match="init-from"):
+        curves.read_lineage(f"{out}+{first}")
+    # a model flag that differs, a checkpoint that is not one, --resume beside it: one line each
+    for extra, out_dir, named in ((["--hidden", "32"], "b1", "--hidden"), ([], "b2", "--init-from"),
+                                  (["--resume"], "second", "--init-from")):
+        bad = list(args)
+        bad[bad.index(out)] = out if out_dir == "second" else tmp_path / out_dir
+        if out_dir == "b2":
+            bad[1] = tmp_path / "missing"
+        code, _, err = _run_main([*bad, *extra], capsys)
+        errors = [line for line in err.strip().splitlines() if line.startswith("error: ")]
+        assert code == 2 and len(errors) == 1 and named in errors[0], (extra, err)

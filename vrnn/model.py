@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import torch
 import torch.nn.functional as F
@@ -50,6 +50,7 @@ class VRNNConfig:
     latent_mlp: int | None = None  # hidden width of the prior and encoder MLPs (None: mlp)
     z_sigma_floor: float = 1e-3
     xy_sigma_floor: float = 1e-2
+    aux_hidden: int = 0  # auxiliary head p_aux(x_t | z_t) for training's --aux-weight (0: none; vrnn only)
 
     def __post_init__(self):
         if self.model not in ("vrnn", "rnn"):
@@ -63,6 +64,8 @@ class VRNNConfig:
             raise ValueError("latent_mlp must be >= 1 (or None: the same as mlp)")
         if self.model == "vrnn" and self.latent < 1:
             raise ValueError("a VRNN needs latent >= 1")
+        if int(self.aux_hidden) < 0 or (self.aux_hidden and self.model != "vrnn"):
+            raise ValueError("aux_hidden must be >= 0, and 0 for the RNN-GMM (it has no latent)")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -120,6 +123,7 @@ class Output:
     kl_dims: torch.Tensor  # (B, T, Z); Z = 0 for the baseline
     points: torch.Tensor  # number of scored points
     terms: Terms | None = None  # the unmasked terms it was computed from
+    aux: torch.Tensor | None = None  # (B, T) the auxiliary head's -log p_aux(x_t | z_t), masked (when trained with it)
 
 
 class MLP(nn.Sequential):
@@ -350,6 +354,9 @@ class VRNN(_Base):
         self.decoder = MLP([Fz + H, M, M, 6 * c.mixtures + 1], final_act=False)
         # h_t = f([phi_x(x_t), phi_z(z_t)], h_{t-1})
         self.rnn = self._rnn_cell(Fx + Fz)
+        # training only: p_aux(x_t | z_t) reads z_t alone (mean and pre-softplus sigma of dx, dy;
+        # pen logit), so that --aux-weight makes z_t carry what the pen did (vrnn.model.add_aux_head)
+        self.aux = MLP([Z, c.aux_hidden, AUX_OUT], final_act=False) if c.aux_hidden else None
 
     @property
     def latent_size(self) -> int:
@@ -470,13 +477,35 @@ class VRNN(_Base):
         kl_weight: float = 1.0,
         free_bits: float = 0.0,
         free_bits_mode: str = "dim",
+        aux_weight: float = 0.0,
     ) -> Output:
         """Negative ELBO of normalized offsets ``x (B, T, 3)`` with ``mask (B, T)``; the
-        objective ``.loss`` applies ``kl_weight`` and free bits (:func:`free_bits_penalty`)."""
+        objective ``.loss`` applies ``kl_weight`` and free bits (:func:`free_bits_penalty`),
+        and adds ``aux_weight`` times the auxiliary cost per point (:meth:`aux_nll`); the
+        ELBO (``.elbo_loss``) never includes it."""
         if eps is None:
             eps = torch.randn(*x.shape[:2], self.config.latent, generator=generator, device=x.device, dtype=x.dtype)
         t = self.terms(x, eps)
-        return _loss(t.latents.kl_dims, t.nll, mask, kl_weight, free_bits, terms=t, free_bits_mode=free_bits_mode)
+        out = _loss(t.latents.kl_dims, t.nll, mask, kl_weight, free_bits, terms=t, free_bits_mode=free_bits_mode)
+        if aux_weight:
+            if self.aux is None:
+                raise ValueError("aux_weight needs an auxiliary head (vrnn.model.add_aux_head)")
+            out.aux = self.aux_nll(t.latents.z, x) * _masks(mask)[1]
+            out.loss = out.loss + aux_weight * out.aux.sum() / out.points
+        return out
+
+    def aux_nll(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``(B, T)``: ``-log p_aux(x_t | z_t)`` of the auxiliary head, from ``z (B, T, Z)`` alone.
+
+        An auxiliary cost in the spirit of Z-forcing (Goyal et al. 2017) and of the CVAE's
+        bag-of-words loss (Zhao et al. 2017): ``z_t`` must tell what the pen did at step ``t``
+        (a Gaussian on ``dx, dy``, a Bernoulli pen) without ``h_{t-1}``, so the latent cannot
+        leave everything to the recurrence. Not part of the ELBO; inference never runs it.
+        """
+        out = self.aux(z)
+        sigma = softplus_sigma(out[..., 2:4], self.config.xy_sigma_floor)
+        nll_xy = -gaussian_log_prob(x[..., :2], out[..., :2], sigma).sum(-1)
+        return nll_xy + F.binary_cross_entropy_with_logits(out[..., 4], x[..., 2], reduction="none")
 
     # ------------------------------------------------------------ generation
     def terms_state(self, x: torch.Tensor, eps: torch.Tensor | None) -> tuple:
@@ -635,6 +664,27 @@ def _loss(kl_dims, nll, mask, kl_weight, free_bits, terms=None, free_bits_mode: 
 def build_model(config: VRNNConfig) -> _Base:
     """The model class ``config.model`` names."""
     return VRNN(config) if config.model == "vrnn" else RNNGMM(config)
+
+
+#: The auxiliary head's outputs: mean and pre-softplus sigma of dx and dy, and the pen logit.
+AUX_OUT = 5
+#: Hidden width of the auxiliary head that :func:`add_aux_head` gives a model without one.
+AUX_HIDDEN = 64
+
+
+def add_aux_head(model: "VRNN", hidden: int = AUX_HIDDEN, seed: int = 0) -> "VRNN":
+    """Give a VRNN without one the auxiliary head ``p_aux(x_t | z_t)`` (seeded init), in place;
+    its config records ``aux_hidden``. A model that has one is returned as it is."""
+    if model.config.model != "vrnn":
+        raise ValueError("only a VRNN has a latent for an auxiliary head")
+    if model.aux is None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            head = MLP([model.config.latent, hidden, AUX_OUT], final_act=False)
+        p = next(model.parameters())
+        model.aux = head.to(device=p.device, dtype=p.dtype)
+        model.config = replace(model.config, aux_hidden=hidden)
+    return model
 
 
 def copy_model(model: _Base, device=None) -> _Base:

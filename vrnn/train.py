@@ -7,6 +7,7 @@ Command line::
     python -m vrnn.train --data synthetic:0.6 --data ../shared/data/omniglot/omniglot.npz:0.4 --out runs/mix
     python -m vrnn.train --out runs/vrnn --resume            # after a crash or Ctrl-C
     python -m vrnn.train --out runs/vrnn --resume --minutes 90 --lr 1e-3   # a longer budget
+    python -m vrnn.train --init-from pretrained/vrnn --data ../my_ink --out runs/mine --minutes 10  # fine-tune
     torchrun --nproc_per_node=4 -m vrnn.train --data synthetic --out runs/ddp
 
 Programmatic (the app retrains in a background thread)::
@@ -37,6 +38,13 @@ would change anything else (the model, the data, the windows, the seed, the obje
 is refused with exit code 2. Repeating the run's own values is fine. On one process with
 an ``--epochs``/``--max-steps`` budget a resumed run ends with the same weights as a run
 that was never interrupted (``--minutes`` budgets depend on the clock).
+
+``--init-from CHECKPOINT`` starts a new run from a saved model's weights, config,
+normalizer and preprocessing (fine-tuning, or a longer training of a bundled model with a
+fresh optimizer and learning-rate schedule). Model flags may repeat the checkpoint's
+values but not change them. The card's ``init_from`` names the checkpoint and where its
+own training stood (steps and minutes of its saved model), so the curves of the two runs
+can be read as one (``scripts/learning_curves.py`` does).
 """
 
 from __future__ import annotations
@@ -55,7 +63,8 @@ quiet_openmp(__name__ == "__main__")
 
 from .datasets import DataError, DataSource, describe, load_mixture  # noqa: E402
 from .ink import InkFormatError  # noqa: E402
-from .model import VRNNConfig  # noqa: E402
+from .checkpoint import CheckpointError  # noqa: E402
+from .model import VRNNConfig, load_model  # noqa: E402
 from .training import (  # noqa: E402,F401  (the names this module always offered)
     METRICS_FILE,
     STATE_FILE,
@@ -121,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
                         ".zip, UJI, IAM, InkML, ndjson, json...); repeat it for a mixture, each with its weight: its "
                         "share of every epoch (default 1), e.g. --data synthetic:0.7 --data omniglot.npz:0.3")
     g.add_argument("--out", required=True, help="output directory (checkpoints, metrics.jsonl)")
+    g.add_argument("--init-from", metavar="CHECKPOINT",
+                   help="start from this saved model (its weights, config and normalizer) with a new optimizer")
     g.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint (budget, cadence and lr flags may change)")
     for flag, (_, kw) in DATA_FLAGS.items():
@@ -151,13 +162,32 @@ def _explicit_flags(parser: argparse.ArgumentParser, argv: list[str]) -> set[str
     return given
 
 
+def _check_model_flags(a: argparse.Namespace, given: set[str], config: dict, why: str) -> None:
+    """Model flags written out must repeat ``config``'s values (resuming, or starting from a checkpoint)."""
+    for flag, (names, _) in MODEL_FLAGS.items():
+        if _dest(flag) in given and getattr(a, _dest(flag)) != config.get(names[0]):
+            raise TrainingError(f"{flag} cannot change {why} (the run's model has "
+                                f"{names[0]}={config.get(names[0])!r})")
+
+
+def _init_model(path: str):
+    """The model ``--init-from`` names, and what the card records about it."""
+    try:
+        base = load_model(path, device="cpu")
+    except CheckpointError as e:
+        raise TrainingError(f"--init-from: {e}") from None
+    card = base.card or {}
+    metrics = card.get("metrics", {})
+    return base, {"path": path, "model": base.config.model, "command": card.get("command"),
+                  "steps": metrics.get("best_step", card.get("steps")),
+                  "elapsed_s": metrics.get("best_elapsed_s", card.get("wall_time_s")),
+                  "best_valid_elbo_per_point": metrics.get("best_valid_elbo_per_point")}
+
+
 def _check_resume_flags(a: argparse.Namespace, given: set[str], stored: dict) -> TrainOptions:
     """The resumed run's options; raises :class:`TrainingError` for a flag that would change the run."""
     config, data_args = stored["config"], stored["card"].get("data_args", {})
-    for flag, (names, _) in MODEL_FLAGS.items():
-        if _dest(flag) in given and getattr(a, _dest(flag)) != config.get(names[0]):
-            raise TrainingError(f"{flag} cannot change when resuming (the run's model has "
-                                f"{names[0]}={config.get(names[0])!r})")
+    _check_model_flags(a, given, config, "when resuming")
     for flag, (key, _) in DATA_FLAGS.items():
         if _dest(flag) in given and getattr(a, _dest(flag)) != data_args.get(key):
             raise TrainingError(f"{flag} cannot change when resuming (the run has {data_args.get(key)!r})")
@@ -194,7 +224,9 @@ def _prepare(a: argparse.Namespace, argv: list[str], parser, dist) -> Trainer:
         raise TrainingError(f"{out} already holds a training run; pass --resume to continue it, or choose "
                             f"another --out")
     command = f"{PROG} {shlex.join(argv)}"
-    override = None
+    override = base = None
+    if a.init_from and resume:
+        raise TrainingError("--init-from starts a new run; to continue the run in --out, pass --resume alone")
     given_data = None if a.data is None else _data_label([DataSource.parse(d) for d in a.data])
     if resume:
         _, stored = load_train_state(out)
@@ -212,6 +244,9 @@ def _prepare(a: argparse.Namespace, argv: list[str], parser, dist) -> Trainer:
         card = {"data": given_data, "data_sources": a.data,
                 "data_args": {key: getattr(a, _dest(flag)) for flag, (key, _) in DATA_FLAGS.items()},
                 "command": command}
+        if a.init_from:
+            base, card["init_from"] = _init_model(a.init_from)
+            _check_model_flags(a, _explicit_flags(parser, argv), base.config.to_dict(), "with --init-from")
     mixture = load_mixture(card.get("data_sources") or [card["data"]], **card["data_args"])
     if dist.is_main:
         for src, w, c in zip(mixture.sources, mixture.weights, mixture.counts):
@@ -222,7 +257,7 @@ def _prepare(a: argparse.Namespace, argv: list[str], parser, dist) -> Trainer:
     if mixture.mixed:
         card["mixture"] = mixture.card()
     return Trainer(mixture.train, mixture.valid, config=config_from_args(a), options=options_from_args(a), out=out,
-                   resume=resume, card=card, dist=dist, options_override=override,
+                   resume=resume, card=card, dist=dist, options_override=override, base_model=base,
                    sources=mixture.train_source if mixture.mixed else None,
                    weights=mixture.weights if mixture.mixed else None,
                    valid_sources=mixture.valid_source if mixture.mixed else None)

@@ -9,6 +9,7 @@ The model's shape lives in :class:`vrnn.VRNNConfig`.
 from __future__ import annotations
 
 import argparse
+import math
 import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
@@ -56,6 +57,9 @@ class TrainOptions:
     free_bits_mode: str = _opt("dim", "how --free-bits applies: 'dim' (each latent dimension's KL per point counts "
                                "as at least --free-bits) or 'total' (their sum counts as at least latent x "
                                "--free-bits, so the rate may be spread unevenly; docs/kl_study.md)", "optimization")
+    aux_weight: float = _opt(0.0, "weight of the VRNN's auxiliary cost -log p_aux(x_t | z_t) per point (0: off; "
+                                  "z_t must tell the pen's move without h_{t-1}; vrnn.model.VRNN.aux_nll)",
+                             "optimization")
     max_len: int = _opt(200, "training window length in points", "optimization")
     min_len: int = _opt(10, "shorter windows are dropped", "optimization")
     eval_every: int = _opt(200, "steps between validations", "optimization", resume=True)
@@ -73,6 +77,8 @@ class TrainOptions:
     max_bad_batches: int = _opt(50, "consecutive non-finite batches before giving up", "run", resume=True)
 
     def __post_init__(self):
+        if not (self.aux_weight >= 0 and math.isfinite(self.aux_weight)):
+            raise TrainingError(f"--aux-weight must be a finite number >= 0, not {self.aux_weight}")
         if self.free_bits_mode not in FREE_BITS_MODES:
             raise TrainingError(f"--free-bits-mode must be one of {', '.join(FREE_BITS_MODES)}, "
                                 f"not {self.free_bits_mode!r}")

@@ -26,7 +26,7 @@ import torch
 
 from ..datasets import DataError
 from ..ink import Ink
-from ..model import VRNNConfig, build_model, copy_model
+from ..model import VRNNConfig, add_aux_head, build_model, copy_model
 from ..preprocess import Normalizer, PreprocessConfig
 from .distributed import Dist, pick_device
 from .errors import TrainingError
@@ -132,16 +132,24 @@ class Trainer:
         if base_model is not None:
             model = copy_model(base_model, device=self.device)  # never train the caller's model
             model.card = {}
-            return model
+            return self._with_aux(model)
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's global RNG
             torch.manual_seed(self.options.seed)
-            model = build_model(config or VRNNConfig()).to(self.device)
+            model = self._with_aux(build_model(config or VRNNConfig()).to(self.device))
         if stored is not None:
             model.normalizer = Normalizer.from_dict(stored["normalizer"])
             model.preprocess_config = PreprocessConfig.from_dict(stored["preprocess"])
         else:
             model.normalizer, model.preprocess_config = None, PreprocessConfig()
         return model
+
+    def _with_aux(self, model):
+        """``model`` with the auxiliary head that ``--aux-weight`` trains (added when missing)."""
+        if not self.options.aux_weight:
+            return model
+        if model.config.model != "vrnn":
+            raise TrainingError("--aux-weight needs a VRNN (the RNN-GMM has no latent)")
+        return add_aux_head(model, seed=self.options.seed)
 
     @staticmethod
     def _mixture_weights(train_inks: list[Ink], sources, weights) -> list[float] | None:
@@ -228,8 +236,9 @@ class Trainer:
         kw = kl_weight(st.step, o.kl_warmup_steps)
         t1 = time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
+        aux = {"aux_weight": o.aux_weight} if o.aux_weight else {}  # the RNN-GMM has no such keyword
         out = self.net(x, m, generator=self.generator, kl_weight=kw, free_bits=o.free_bits,
-                       free_bits_mode=o.free_bits_mode)
+                       free_bits_mode=o.free_bits_mode, **aux)
         out.loss.backward()
         # every rank sees the same averaged gradients, so every rank gets the same norm
         gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), o.clip_norm)
