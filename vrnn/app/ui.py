@@ -20,7 +20,7 @@ from vrnn.inference import ADAPT_STEPS
 from vrnn.ink import Ink
 from vrnn.text import one_line
 
-from . import figures, panels, trace_views
+from . import figures, panels
 from .canvas import pen_canvas
 from .examples import builtin_examples
 from .resources import SELECT_NEXT, available_models, session_data, try_bundled
