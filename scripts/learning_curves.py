@@ -41,7 +41,7 @@ def read_lineage(spec: str) -> list[tuple[int, float, float]]:
     """The curve of ``RUN`` or of ``PARENT+CHILD`` (a run and the ``--init-from`` run that continued it)."""
     if "+" not in spec:
         return read_curve(Path(spec))
-    parent, child = spec.split("+", 1)
+    parent, child = spec.rsplit("+", 1)
     card = json.loads((Path(child) / "config.json").read_text(encoding="utf-8")).get("card", {})
     init = card.get("init_from")
     if not init or init.get("steps") is None or init.get("elapsed_s") is None:

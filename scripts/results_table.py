@@ -175,19 +175,31 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "results"))
     ap.add_argument("--no-card", action="store_true", help="leave the model cards as they are")
     ap.add_argument("--tables-only", action="store_true", help="print the tables from the results already in --out")
+    ap.add_argument("--only", choices=("vrnn", "rnn"),
+                    help="evaluate this model only; the other's results are read from --out (it must hold them)")
+    ap.add_argument("--record-card", action="store_true",
+                    help="with --tables-only: also write the saved results into the model cards")
     a = ap.parse_args()
+    saved = lambda m: {name: json.loads((Path(a.out) / f"{m}-{name}.json").read_text())  # noqa: E731
+                       for name in available()}
     if a.tables_only:
-        saved = {m: {name: json.loads((Path(a.out) / f"{m}-{name}.json").read_text()) for name in available()}
-                 for m in ("vrnn", "rnn")}
+        saved = {m: saved(m) for m in ("vrnn", "rnn")}
+        if a.record_card:
+            for m, d in (("vrnn", a.vrnn), ("rnn", a.rnn)):
+                record_in_card(str(Path(d).resolve()), saved[m])
         k = saved["vrnn"]["synthetic-test"].get("importance_samples", a.importance_samples)  # as computed
         print(tables(saved["vrnn"], saved["rnn"], k))
         return
     if a.importance_samples < 1:
         ap.error("-k must be at least 1 (the tables show IWAE)")
     a.vrnn, a.rnn = str(Path(a.vrnn).resolve()), str(Path(a.rnn).resolve())
+    todo = [(m, d) for m, d in (("vrnn", a.vrnn), ("rnn", a.rnn)) if a.only in (None, m)]
+    try:
+        kept = {m: saved(m) for m in ("vrnn", "rnn") if a.only not in (None, m)}
+    except FileNotFoundError as e:
+        raise SystemExit(f"error: --only {a.only} reads the other model's results from --out: {e}") from None
     with ThreadPoolExecutor(2) as pool:
-        jobs = {m: pool.submit(evaluate_model, d, a.importance_samples, a.lines, a.continuation)
-                for m, d in (("vrnn", a.vrnn), ("rnn", a.rnn))}
+        jobs = {m: pool.submit(evaluate_model, d, a.importance_samples, a.lines, a.continuation) for m, d in todo}
         res = {m: j.result() for m, j in jobs.items()}
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -196,6 +208,7 @@ def main() -> None:
             (out / f"{m}-{name}.json").write_text(json.dumps(r, indent=2) + "\n")
         if not a.no_card:
             record_in_card(a.vrnn if m == "vrnn" else a.rnn, per_set)
+    res.update(kept)
     print(tables(res["vrnn"], res["rnn"], a.importance_samples))
 
 

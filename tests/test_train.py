@@ -831,6 +831,17 @@ def test_aux_weight_trains_the_auxiliary_head_and_refuses_the_baseline(tmp_path,
     _, out = _short_run(tmp_path, capsys, "--aux-weight", "0.5")
     model = load_model(out, device="cpu")
     assert model.config.aux_hidden > 0 and model.card["options"]["aux_weight"] == 0.5
+    from vrnn.model import VRNN, add_aux_head
+
+    untrained = add_aux_head(VRNN(model.config.__class__(**{**model.config.to_dict(), "aux_hidden": 0})), seed=0)
+    assert not torch.equal(untrained.aux[0].weight, model.aux[0].weight)  # the head is in the optimizer: it moved
+    # a run from that checkpoint without --aux-weight drops the head (it would get no gradient)
+    again = tmp_path / "again"
+    code, _, err = _run_main(["--init-from", out, "--data", tmp_path / "inks.json", "--out", again, "--max-steps", 2,
+                              "--eval-every", 2, "--batch-size", 4, "--max-len", 40, "--no-progress"], capsys)
+    assert code == 0, err
+    plain = load_model(again, device="cpu")
+    assert plain.aux is None and plain.config.aux_hidden == 0
     records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     valid = [r for r in records if r["kind"] == "valid"]
     assert valid and all(math.isfinite(r["elbo_per_point"]) for r in valid)

@@ -165,9 +165,9 @@ def _explicit_flags(parser: argparse.ArgumentParser, argv: list[str]) -> set[str
 def _check_model_flags(a: argparse.Namespace, given: set[str], config: dict, why: str) -> None:
     """Model flags written out must repeat ``config``'s values (resuming, or starting from a checkpoint)."""
     for flag, (names, _) in MODEL_FLAGS.items():
-        if _dest(flag) in given and getattr(a, _dest(flag)) != config.get(names[0]):
-            raise TrainingError(f"{flag} cannot change {why} (the run's model has "
-                                f"{names[0]}={config.get(names[0])!r})")
+        for name in names if _dest(flag) in given else ():
+            if getattr(a, _dest(flag)) != config.get(name):
+                raise TrainingError(f"{flag} cannot change {why} (the run's model has {name}={config.get(name)!r})")
 
 
 def _init_model(path: str):
@@ -178,9 +178,11 @@ def _init_model(path: str):
         raise TrainingError(f"--init-from: {e}") from None
     card = base.card or {}
     metrics = card.get("metrics", {})
+    validated = (metrics.get("best_step") or -1) >= 0 and metrics.get("best_elapsed_s") is not None
+    # a run that never validated saved its last weights: then its own steps and time
     return base, {"path": path, "model": base.config.model, "command": card.get("command"),
-                  "steps": metrics.get("best_step", card.get("steps")),
-                  "elapsed_s": metrics.get("best_elapsed_s", card.get("wall_time_s")),
+                  "steps": metrics["best_step"] if validated else card.get("steps"),
+                  "elapsed_s": metrics["best_elapsed_s"] if validated else card.get("wall_time_s"),
                   "best_valid_elbo_per_point": metrics.get("best_valid_elbo_per_point")}
 
 

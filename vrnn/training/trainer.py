@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -144,8 +145,12 @@ class Trainer:
         return model
 
     def _with_aux(self, model):
-        """``model`` with the auxiliary head that ``--aux-weight`` trains (added when missing)."""
+        """``model`` with the auxiliary head that ``--aux-weight`` trains (added when missing); without
+        ``--aux-weight`` a head the model came with is dropped (it would get no gradient, which DDP refuses)."""
         if not self.options.aux_weight:
+            if getattr(model, "aux", None) is not None:
+                model.aux = None
+                model.config = replace(model.config, aux_hidden=0)
             return model
         if model.config.model != "vrnn":
             raise TrainingError("--aux-weight needs a VRNN (the RNN-GMM has no latent)")
