@@ -26,29 +26,38 @@ from PIL import Image, ImageDraw, ImageFont
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 
 
-def read_curve(run: Path) -> list[tuple[int, float, float]]:
-    """``(step, minutes, bound)`` of every validation of a run, in order."""
+def read_curve(run: Path, source: int | None = None) -> list[tuple[int, float, float]]:
+    """``(step, minutes, bound)`` of every validation of a run, in order; ``source``: the bound on
+    that source of the mixture only (its index in the card's ``mixture``), not the pooled one."""
     out = []
     with open(Path(run) / "metrics.jsonl", encoding="utf-8") as f:
         for line in f:
             rec = json.loads(line)
-            if rec.get("kind") == "valid" and rec.get("elbo_per_point") is not None:
-                out.append((int(rec["step"]), float(rec.get("elapsed_s", 0.0)) / 60.0, float(rec["elbo_per_point"])))
+            if rec.get("kind") != "valid":
+                continue
+            scored = rec
+            if source is not None:
+                by = rec.get("by_source") or []
+                if not 0 <= source < len(by):
+                    raise SystemExit(f"error: {run}: its validations have {len(by)} sources, not source {source}")
+                scored = by[source]
+            if scored.get("elbo_per_point") is not None:
+                out.append((int(rec["step"]), float(rec.get("elapsed_s", 0.0)) / 60.0, float(scored["elbo_per_point"])))
     return out
 
 
-def read_lineage(spec: str) -> list[tuple[int, float, float]]:
+def read_lineage(spec: str, source: int | None = None) -> list[tuple[int, float, float]]:
     """The curve of ``RUN`` or of ``PARENT+CHILD`` (a run and the ``--init-from`` run that continued it)."""
     if "+" not in spec:
-        return read_curve(Path(spec))
+        return read_curve(Path(spec), source)
     parent, child = spec.rsplit("+", 1)
     card = json.loads((Path(child) / "config.json").read_text(encoding="utf-8")).get("card", {})
     init = card.get("init_from")
     if not init or init.get("steps") is None or init.get("elapsed_s") is None:
         raise SystemExit(f"error: {child} was not started with --init-from (its card has no init_from steps)")
     step0, min0 = int(init["steps"]), float(init["elapsed_s"]) / 60.0
-    head = [p for p in read_curve(Path(parent)) if p[0] <= step0]
-    return head + [(s + step0, m + min0, v) for s, m, v in read_curve(Path(child))]
+    head = [p for p in read_curve(Path(parent), source) if p[0] <= step0]
+    return head + [(s + step0, m + min0, v) for s, m, v in read_curve(Path(child), source)]
 
 
 def value_at(curve: list[tuple[int, float, float]], key: int, at: float) -> float | None:
@@ -95,13 +104,19 @@ def _panel(draw, box, curves, names, key: int, xlabel: str, ylabel: str, font, y
             draw.ellipse([px - 2.5, py - 2.5, px + 2.5, py + 2.5], fill=COLORS[i % len(COLORS)])
     draw.text(((x0 + x1) / 2, y1 + 30), xlabel, fill="#222222", font=font, anchor="mt")
     draw.text((x0, y0 - 10), ylabel, fill="#222222", font=font, anchor="lb")
-    for i, name in enumerate(names):
-        ly = y0 + 14 + 22 * i
-        draw.line([(x1 - 230, ly), (x1 - 200, ly)], fill=COLORS[i % len(COLORS)], width=3)
-        draw.text((x1 - 192, ly), name, fill="#222222", font=font, anchor="lm")
 
 
-def render(curves, names, path: Path, width: int = 1400, height: int = 520) -> None:
+def _legend(draw, names, font, width: int, y: int) -> None:
+    """One row of legend entries above the panels (inside a panel it hid the curves' ends)."""
+    widths = [44 + draw.textlength(n, font=font) + 28 for n in names]
+    x = max(10.0, (width - sum(widths)) / 2)
+    for i, (name, w) in enumerate(zip(names, widths)):
+        draw.line([(x, y), (x + 30, y)], fill=COLORS[i % len(COLORS)], width=3)
+        draw.text((x + 38, y), name, fill="#222222", font=font, anchor="lm")
+        x += w
+
+
+def render(curves, names, path: Path, width: int = 1400, height: int = 560) -> None:
     img = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(img)
     try:
@@ -116,8 +131,9 @@ def render(curves, names, path: Path, width: int = 1400, height: int = 520) -> N
     y_range = (lo - pad, hi + pad)
     half = width // 2
     label = "validation bound (nats/point, higher is better)"
-    _panel(draw, (90, 50, half - 30, height - 70), curves, names, 0, "optimizer steps", label, font, y_range)
-    _panel(draw, (half + 90, 50, width - 30, height - 70), curves, names, 1, "wall-clock minutes", label, font, y_range)
+    _legend(draw, names, font, width, 20)
+    _panel(draw, (90, 80, half - 30, height - 70), curves, names, 0, "optimizer steps", label, font, y_range)
+    _panel(draw, (half + 90, 80, width - 30, height - 70), curves, names, 1, "wall-clock minutes", label, font, y_range)
     img.save(path, optimize=True)
 
 
@@ -127,8 +143,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--names", help="comma-separated legend names (default: folder names)")
     ap.add_argument("--png", required=True, help="output PNG path")
     ap.add_argument("--table", action="store_true", help="print bounds at equal steps and equal wall-clock")
+    ap.add_argument("--source", type=int, help="plot this source of the mixture (index in the card's mixture), "
+                                                "not the pooled validation")
     a = ap.parse_args(argv)
-    curves = [read_lineage(r) for r in a.runs]
+    curves = [read_lineage(r, a.source) for r in a.runs]
     names = a.names.split(",") if a.names else [Path(r).name for r in a.runs]
     render(curves, names, Path(a.png))
     print(f"wrote {a.png}")
