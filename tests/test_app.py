@@ -412,9 +412,40 @@ def test_upload_shows_continuations_and_trace_views(app_env):
     caption = next(c.value for c in at.caption if "point ink" in c.value)
     assert "· 200 steps ·" in caption and "cut" not in caption and not at.exception
     # adapted to the hand: the caption says so and the continuations are another model's
-    at.sidebar.toggle(key="cont_adapt").set_value(True).run()
+    at.sidebar.radio(key="cont_adapt").set_value("always").run()
     caption = next(c.value for c in at.caption if "point ink" in c.value)
     assert "adapted to this ink (30 steps)" in caption and not at.exception and not at.error
+    at.sidebar.radio(key="cont_adapt").set_value("off").run()
+    caption = next(c.value for c in at.caption if "point ink" in c.value)
+    assert "adapted" not in caption and not at.exception
+
+
+def test_adapt_policy_by_ink_length():
+    from vrnn.app.compute import ADAPT_MIN_STEPS, adapt_steps
+    from vrnn.inference import ADAPT_STEPS
+
+    assert adapt_steps("off", 10_000) == 0 and adapt_steps("always", 3) == ADAPT_STEPS
+    assert adapt_steps("long", ADAPT_MIN_STEPS - 1) == 0 and adapt_steps("long", ADAPT_MIN_STEPS) == ADAPT_STEPS
+    with pytest.raises(ValueError, match="adapt mode"):
+        adapt_steps("sometimes", 200)
+
+
+def test_by_default_long_inks_are_adapted_to_and_short_ones_are_not(app_env):
+    """The default "Adapt to this hand" mode adapts to an ink of ADAPT_MIN_STEPS model steps or more."""
+    from vrnn.app.compute import ADAPT_MIN_STEPS
+    from vrnn.app.ui import INPUT_SOURCES
+
+    model = vrnn.load_model(app_env / "vrnn", device="cpu")
+    long_ink = next(i for i in vrnn.synthetic_inks(6, seed=5) if model.trace(i).steps >= ADAPT_MIN_STEPS)
+    short_ink = line_ink(30)
+    assert model.trace(short_ink).steps < ADAPT_MIN_STEPS
+    at = run_app(source=INPUT_SOURCES[1])
+    assert at.sidebar.radio(key="cont_adapt").value == "long"
+    for ink, says in ((long_ink, "adapted to this ink (30 steps)"), (short_ink, f"not adapted (under {ADAPT_MIN_STEPS}")):
+        at.file_uploader(key="upload").set_value(("one.json", ink_to_json_bytes([ink]), "application/json"))
+        at.run()
+        caption = next(c.value for c in at.caption if "point ink" in c.value)
+        assert says in caption and not at.exception and not at.error, caption
 
 
 def test_bad_upload_shows_one_line_error_and_no_exception(app_env):
@@ -537,3 +568,24 @@ def test_a_xournal_notebook_upload_lists_its_lines():
     assert [lab.split(" · ")[1] for lab in labels] == [f"page {p}, line {k}" for p in (1, 2) for k in (1, 2, 3)]
     training = state.parse_upload("f2", "notes.xopp", notebook_bytes(), training=True)
     assert len(training.inks) == 6  # retraining on a notebook trains on its lines
+
+
+def test_adapt_policy_script_wraps_a_model_as_the_app_adapts(monkeypatch):
+    """scripts/adapt_policy.py measures the app's policy: its wrapper adapts exactly where adapt_steps says."""
+    import importlib.util
+    from types import SimpleNamespace
+
+    from vrnn.app.compute import ADAPT_MIN_STEPS
+    from vrnn.inference import ADAPT_STEPS
+
+    spec = importlib.util.spec_from_file_location("adapt_policy", ROOT / "scripts" / "adapt_policy.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    seen = []
+    fake = SimpleNamespace(preprocess_config=None, trace=lambda ink: SimpleNamespace(steps=ink),
+                           continue_ink=lambda ink, adapt=0, **kw: seen.append((ink, adapt, kw)) or ["cont"])
+    policy = mod.Policy(fake, "long")
+    for length in (ADAPT_MIN_STEPS - 1, ADAPT_MIN_STEPS, 3 * ADAPT_MIN_STEPS):
+        assert policy.continue_ink(length, n=1, seed=4) == ["cont"]
+    assert [a for _, a, _ in seen] == [0, ADAPT_STEPS, ADAPT_STEPS] and seen[0][2] == {"n": 1, "seed": 4}
+    assert (policy.calls, policy.adapted) == (3, 2)

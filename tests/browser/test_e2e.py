@@ -283,7 +283,7 @@ def test_adapt_to_this_hand_continues_with_an_adapted_copy(browser, app_server, 
     copy of the model fine-tuned on the ink (the caption says so); pen-up to views is timed."""
     ctx, page = open_app(browser, app_server.url, TALL)
     try:
-        page.locator("[data-testid='stSidebar']").get_by_text("Adapt to this hand").click()
+        page.locator(".st-key-cont_adapt").get_by_text("always").click()  # the default adapts to 150+ steps only
         wait_idle(page)
         clear_canvas(page)
         times = []

@@ -12,11 +12,12 @@ import contextlib
 import numpy as np
 import streamlit as st
 
+from vrnn.inference import ADAPT_STEPS
 from vrnn.ink import Ink
 from vrnn.text import one_line
 
 from . import exports, figures, scores, trace_views
-from .compute import ContinuationSettings, ModelService, trace_totals
+from .compute import ADAPT_MIN_STEPS, ContinuationSettings, ModelService, adapt_steps, trace_totals
 from .jobs import (
     MAX_CONCURRENT_TRAININGS,
     TrainingBusy,
@@ -99,14 +100,15 @@ def continuations_pane(ink: Ink | None, service: ModelService, options: dict, st
         chart(figures.placeholder_figure(PLACEHOLDERS.get(source, PLACEHOLDERS["draw"]), style,
                                          height=style.scaled_height(0.85)), "continuations")
         return None
-    steps = options["steps"]
-    if options["auto_length"]:
+    steps, adapt = options["steps"], ADAPT_STEPS if options["adapt"] == "always" else 0
+    if options["auto_length"] or options["adapt"] == "long":  # both need the ink's length in model steps
         trace = safe(lambda: service.trace(ink, seed=options["trace_seed"]), "read this ink with the model")
         if trace is None:
             return None
-        steps = auto_steps(trace.steps)
+        steps = auto_steps(trace.steps) if options["auto_length"] else steps
+        adapt = adapt_steps(options["adapt"], trace.steps)
     settings = ContinuationSettings(n=options["n"], steps=int(steps), temperature=options["temperature"],
-                                    seed=options["seed"], z_mode=options["z_mode"], adapt=options["adapt"])
+                                    seed=options["seed"], z_mode=options["z_mode"], adapt=adapt)
     # adapting takes about a second the first time for an ink (cached after that)
     busy = st.spinner(f"Adapting a copy of the model to this ink ({settings.adapt} steps)…") if settings.adapt \
         else contextlib.nullcontext()
@@ -123,6 +125,7 @@ def continuations_pane(ink: Ink | None, service: ModelService, options: dict, st
     length = f"{settings.steps} steps" + (" (follows the prefix)" if options["auto_length"] else "")
     cut = " · cut where the writing ends" if options["natural_end"] else ""
     cut += f" · by a copy adapted to this ink ({settings.adapt} steps)" if settings.adapt else ""
+    cut += f" · not adapted (under {ADAPT_MIN_STEPS} steps)" if options["adapt"] == "long" and not settings.adapt else ""
     st.container(key="cont_caption").caption(
         f"{plural(settings.n, 'continuation')} of a {ink.num_points}-point ink · {length}{cut} · "
         f"temperature {settings.temperature:g} · seed {settings.seed} · z: {z} · {service.name}")
