@@ -21,22 +21,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 DATA = ROOT.parent / "shared" / "data" / "omniglot" / "strokes_background_small1.zip"
-SETS = {"synthetic": ("synthetic", "test", 160), "omniglot-lines": (f"omniglot-lines:{DATA}", "valid", 160)}  # as results_table.py
+# name: (data, split, benchmark lines), as scripts/results_table.py runs them
+SETS = {"synthetic": ("synthetic", "test", 160), "omniglot-lines": (f"omniglot-lines:{DATA}", "valid", 160)}
 
 
 class Policy:
     """A model whose ``continue_ink`` adapts as the app's mode does (duck-typed for the benchmark)."""
 
-    def __init__(self, model, mode: str):
+    def __init__(self, model, mode: str, min_steps: int | None = None):
+        from vrnn.app.compute import ADAPT_MIN_STEPS
+
         self.model, self.mode = model, mode
+        self.min_steps = ADAPT_MIN_STEPS if min_steps is None else min_steps
         self.preprocess_config = model.preprocess_config
         self.adapted = 0
         self.calls = 0
 
     def continue_ink(self, ink, **kw):
-        from vrnn.app import compute
+        from vrnn.app.compute import adapt_steps
 
-        n = compute.adapt_steps(self.mode, self.model.trace(ink).steps)
+        n = adapt_steps(self.mode, self.model.trace(ink).steps, self.min_steps)
         self.calls += 1
         self.adapted += n > 0
         return self.model.continue_ink(ink, adapt=n, **kw)
@@ -44,18 +48,15 @@ class Policy:
 
 def run_set(name: str, temperature: float, modes: list[str], min_steps: int | None) -> dict:
     from vrnn import load_model
-    from vrnn.app import compute
-
-    if min_steps is not None:  # another threshold for "long" (to choose it on validation lines)
-        compute.ADAPT_MIN_STEPS = min_steps
     from vrnn.evaluate import continuation_lines_benchmark, load_eval_inks
 
     data, split, lines = SETS[name]
     model = load_model(device="cpu")
-    inks = load_eval_inks(data, split=split, seed=0, synthetic_lines=1000 if name != "synthetic" else 200)
+    # the synthetic benchmark draws its own lines; the Omniglot lines are read as results_table.py reads them
+    inks = [] if name == "synthetic" else load_eval_inks(data, split=split, seed=0, synthetic_lines=1000)
     out = {}
     for mode in modes:
-        policy = Policy(model, mode)
+        policy = Policy(model, mode, min_steps)  # min_steps: another threshold, to choose it on validation lines
         r = continuation_lines_benchmark(policy, data, inks, lines, seed=0, temperature=temperature)
         out[mode] = {"style_score": r["style_score"], "size_ratio_median": r["size_ratio_median"],
                      "oracle": r["oracle_score"], "chance": r["chance_score"], "lines": r["lines"],

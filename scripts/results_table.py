@@ -180,10 +180,10 @@ def main() -> None:
     ap.add_argument("--record-card", action="store_true",
                     help="with --tables-only: also write the saved results into the model cards")
     a = ap.parse_args()
-    saved = lambda m: {name: json.loads((Path(a.out) / f"{m}-{name}.json").read_text())  # noqa: E731
-                       for name in available()}
+    read_saved = lambda m: {name: json.loads((Path(a.out) / f"{m}-{name}.json").read_text())  # noqa: E731
+                            for name in available()}
     if a.tables_only:
-        saved = {m: saved(m) for m in ("vrnn", "rnn")}
+        saved = {m: read_saved(m) for m in ("vrnn", "rnn")}
         if a.record_card:
             for m, d in (("vrnn", a.vrnn), ("rnn", a.rnn)):
                 record_in_card(str(Path(d).resolve()), saved[m])
@@ -195,7 +195,7 @@ def main() -> None:
     a.vrnn, a.rnn = str(Path(a.vrnn).resolve()), str(Path(a.rnn).resolve())
     todo = [(m, d) for m, d in (("vrnn", a.vrnn), ("rnn", a.rnn)) if a.only in (None, m)]
     try:
-        kept = {m: saved(m) for m in ("vrnn", "rnn") if a.only not in (None, m)}
+        kept = {m: read_saved(m) for m in ("vrnn", "rnn") if a.only not in (None, m)}
     except FileNotFoundError as e:
         raise SystemExit(f"error: --only {a.only} reads the other model's results from --out: {e}") from None
     with ThreadPoolExecutor(2) as pool:

@@ -356,7 +356,7 @@ class VRNN(_Base):
         self.rnn = self._rnn_cell(Fx + Fz)
         # training only: p_aux(x_t | z_t) reads z_t alone (mean and pre-softplus sigma of dx, dy;
         # pen logit), so that --aux-weight makes z_t carry what the pen did (vrnn.model.add_aux_head)
-        self.aux = MLP([Z, c.aux_hidden, AUX_OUT], final_act=False) if c.aux_hidden else None
+        self.aux = _aux_head(Z, c.aux_hidden) if c.aux_hidden else None
 
     @property
     def latent_size(self) -> int:
@@ -672,6 +672,10 @@ AUX_OUT = 5
 AUX_HIDDEN = 64
 
 
+def _aux_head(latent: int, hidden: int) -> MLP:
+    return MLP([latent, hidden, AUX_OUT], final_act=False)
+
+
 def add_aux_head(model: "VRNN", hidden: int = AUX_HIDDEN, seed: int = 0) -> "VRNN":
     """Give a VRNN without one the auxiliary head ``p_aux(x_t | z_t)`` (seeded init), in place;
     its config records ``aux_hidden``. A model that has one is returned as it is."""
@@ -680,7 +684,7 @@ def add_aux_head(model: "VRNN", hidden: int = AUX_HIDDEN, seed: int = 0) -> "VRN
     if model.aux is None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            head = MLP([model.config.latent, hidden, AUX_OUT], final_act=False)
+            head = _aux_head(model.config.latent, hidden)
         p = next(model.parameters())
         model.aux = head.to(device=p.device, dtype=p.dtype)
         model.config = replace(model.config, aux_hidden=hidden)

@@ -165,7 +165,9 @@ def _explicit_flags(parser: argparse.ArgumentParser, argv: list[str]) -> set[str
 def _check_model_flags(a: argparse.Namespace, given: set[str], config: dict, why: str) -> None:
     """Model flags written out must repeat ``config``'s values (resuming, or starting from a checkpoint)."""
     for flag, (names, _) in MODEL_FLAGS.items():
-        for name in names if _dest(flag) in given else ():
+        if _dest(flag) not in given:
+            continue
+        for name in names:  # --features sets two fields: both must match
             if getattr(a, _dest(flag)) != config.get(name):
                 raise TrainingError(f"{flag} cannot change {why} (the run's model has {name}={config.get(name)!r})")
 

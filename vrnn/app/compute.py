@@ -31,11 +31,12 @@ ADAPT_MODES = ("off", "long", "always")
 ADAPT_MIN_STEPS = 120
 
 
-def adapt_steps(mode: str, ink_steps: int) -> int:
-    """Adaptation steps for an ink of ``ink_steps`` model steps under ``mode`` (:data:`ADAPT_MODES`)."""
+def adapt_steps(mode: str, ink_steps: int, min_steps: int = ADAPT_MIN_STEPS) -> int:
+    """Adaptation steps for an ink of ``ink_steps`` model steps under ``mode`` (:data:`ADAPT_MODES`);
+    ``min_steps``: the threshold of ``"long"``."""
     if mode not in ADAPT_MODES:
         raise ValueError(f"adapt mode must be one of {', '.join(ADAPT_MODES)}, not {mode!r}")
-    return ADAPT_STEPS if mode == "always" or (mode == "long" and ink_steps >= ADAPT_MIN_STEPS) else 0
+    return ADAPT_STEPS if mode == "always" or (mode == "long" and ink_steps >= min_steps) else 0
 
 
 @dataclass(frozen=True)
