@@ -232,6 +232,9 @@ def test_model_card_text_of_an_app_trained_model():
     text = model_summary(SimpleNamespace(model=SimpleNamespace(config=cfg, card=mixed), is_latent=True))
     assert "trained on 72,563 inks: synthetic 45% · omniglot.npz 45% · omniglot-lines strokes.zip 10%" in text
     assert "/d/" not in text
+    mixed["mixture"][2]["source"] = "omniglot-lines-augmented:/d/strokes.zip"
+    text = model_summary(SimpleNamespace(model=SimpleNamespace(config=cfg, card=mixed), is_latent=True))
+    assert "omniglot-lines-augmented strokes.zip 10%" in text and "/d/" not in text
 
 
 def test_bounds_use_fixed_noise_an_elbo_independent_of_k_and_standard_errors(tiny_models):

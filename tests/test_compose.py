@@ -60,6 +60,32 @@ def test_compose_lines_is_deterministic_and_by_one_drawer():
         compose_lines(inks, 1, writers=["nobody"])
 
 
+def _slant(line: Ink) -> float:
+    """Least-squares dx/dy of the line's points about each stroke's mean (y down): > 0 leans right."""
+    dx = np.concatenate([s[:, 0] - s[:, 0].mean() for s in line.strokes])
+    dy = np.concatenate([s[:, 1] - s[:, 1].mean() for s in line.strokes])
+    return float(-(dx * dy).sum() / (dy * dy).sum())
+
+
+def test_augmented_lines_give_each_line_a_hand_of_its_own():
+    inks = _fake_drawers()
+    plain = compose_lines(inks, 40, seed=5)
+    aug, again = compose_lines(inks, 40, seed=5, augment=True), compose_lines(inks, 40, seed=5, augment=True)
+    assert all(np.array_equal(x, y) for i, j in zip(aug, again) for x, y in zip(i.strokes, j.strokes))
+    # the same texts by the same drawers, only the hand differs
+    assert [(i.label, i.writer) for i in aug] == [(i.label, i.writer) for i in plain]
+    assert all(i.meta.get("augmented") for i in aug) and not any(i.meta.get("augmented") for i in plain)
+    # plain lines keep the drawer's slant; augmented ones lean both ways from it, by varying amounts
+    slants = np.array([_slant(i) - _slant(j) for i, j in zip(aug, plain)])
+    assert slants.min() < -0.1 and slants.max() > 0.1 and 0.1 < slants.std() < 0.4
+    # size and letter gaps vary line to line too, and letters stay in writing order
+    heights = [np.ptp(i.points[:, 1]) for i in aug if i.label == i.label.replace(" ", "")]
+    assert np.std(np.log(heights)) > 0.1
+    for line in aug:
+        t = np.concatenate(line.times)
+        assert np.all(np.diff(t) > 0) and all(np.isfinite(s).all() for s in line.strokes)
+
+
 @pytest.mark.skipif(not (SHARED / "strokes_background_small1.zip").exists(),
                     reason=f"Omniglot strokes not found at {SHARED} (../shared/data is not beside this checkout)")
 def test_real_omniglot_drawers_compose_readable_lines():

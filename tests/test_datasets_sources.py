@@ -70,6 +70,27 @@ def test_omniglot_lines_source_holds_out_drawers(tmp_path):
     assert mix.card()[1]["source"] == spec
 
 
+def test_augmented_omniglot_lines_augment_training_lines_only(tmp_path):
+    path = tmp_path / "letters.json"
+    _fake_letters(path, drawers=12)
+    kw = dict(synthetic_lines=30, valid_fraction=0.2, test_fraction=0.2)
+    plain = load_mixture([f"omniglot-lines:{path}"], **kw)
+    aug = load_mixture([f"omniglot-lines-augmented:{path}"], **kw)
+    assert all(i.meta.get("augmented") for i in aug.train) and not any(i.meta.get("augmented") for i in aug.valid)
+    assert {i.writer for i in aug.train} == {i.writer for i in plain.train}
+    # validation (and test) are the plain source's own held-out lines, so the numbers compare
+    assert [i.label for i in aug.valid] == [i.label for i in plain.valid]
+    assert all(np.array_equal(a, b) for x, y in zip(aug.valid, plain.valid) for a, b in zip(x.strokes, y.strokes))
+    test_plain = load_eval_inks(f"omniglot-lines:{path}", **kw)
+    test_aug = load_eval_inks(f"omniglot-lines-augmented:{path}", **kw)
+    assert [i.label for i in test_aug] == [i.label for i in test_plain] and not any(i.meta.get("augmented") for i in test_aug)
+    assert aug.card()[0]["source"] == f"omniglot-lines-augmented:{path}"
+    with pytest.raises(DataError, match="^omniglot-lines-augmented:.*Latin letters"):
+        other = tmp_path / "other.json"
+        vrnn.write_ink([Ink(strokes=[np.zeros((2, 2))], writer="a"), Ink(strokes=[np.ones((2, 2))], writer="b")], other)
+        load_mixture([f"omniglot-lines-augmented:{other}"], synthetic_lines=10)
+
+
 def test_omniglot_lines_needs_latin_letters(tmp_path):
     path = tmp_path / "other.json"
     vrnn.write_ink([Ink(strokes=[np.zeros((2, 2))], writer="a"), Ink(strokes=[np.ones((2, 2))], writer="b")], path)

@@ -19,6 +19,17 @@ line the way that person would write them:
   words take a pause plus the distance at the drawer's median pen speed.
 
 ``label`` is the text, ``writer`` the drawer (``omniglot-Latin-07``), ``times`` are set.
+
+**Augmented lines** (``compose_lines(..., augment=True)``, the ``omniglot-lines-augmented:``
+data source): there are only 20 Latin drawers, 26 letters each, so a model trained on the
+composed lines of 16 of them learns those 416 letters and their 16 line styles by heart
+(``docs/kl_study.md``, "The fourth pass"). Augmented lines keep each drawer's letters but
+give every line a hand of its own (:func:`line_style`): its own slant (a shear of the
+whole line), letter width, x-height, letter and word gaps and baseline slope, drawn
+around the drawer's; and every letter a small affine jitter of its own (rotation, shear,
+aspect), so no two lines repeat a letter's exact shape. Within a line the hand is
+consistent, as a writer's is, so what a line's first half says about its second half is
+the same kind of thing it says in real writing. Held-out drawers are never augmented.
 """
 
 from __future__ import annotations
@@ -80,6 +91,31 @@ def _drawer_style(writer: str) -> dict:
     }
 
 
+def line_style(writer: str, rng: np.random.Generator) -> dict:
+    """A line's own hand, drawn around the drawer's (:func:`_drawer_style`) for augmented lines:
+    the same keys plus ``shear`` (slant: x moves by ``shear`` per unit of height above the
+    baseline), ``width`` (letters' horizontal scale) and ``letter_warp`` (the spread of each
+    letter's own affine jitter)."""
+    style = dict(_drawer_style(writer))
+    style["x_height"] *= float(np.exp(rng.normal(0.0, 0.25)))
+    style["letter_gap"] = float(np.clip(style["letter_gap"] * np.exp(rng.normal(0.0, 0.35)), 0.05, 0.8))
+    style["word_gap"] = float(np.clip(style["word_gap"] * np.exp(rng.normal(0.0, 0.2)), 0.5, 2.2))
+    style["slope"] += float(rng.normal(0.0, 0.015))
+    style["shear"] = float(np.clip(rng.normal(0.0, 0.22), -0.5, 0.5))
+    style["width"] = float(np.exp(rng.normal(0.0, 0.12)))
+    style["letter_warp"] = 1.0
+    return style
+
+
+def _letter_jitter(rng: np.random.Generator, spread: float) -> np.ndarray:
+    """A small random 2x2 map (rotation about 3 degrees, shear 0.05, aspect 5%, times ``spread``)."""
+    a = rng.normal(0.0, 0.05 * spread)
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    shear = np.array([[1.0, rng.normal(0.0, 0.05 * spread)], [0.0, 1.0]])
+    aspect = np.diag([np.exp(rng.normal(0.0, 0.05 * spread)), 1.0])
+    return rot @ shear @ aspect
+
+
 def _pen_speed(letters: dict[str, Ink]) -> float:
     """The drawer's median pen-down speed (its own units per second)."""
     speeds = []
@@ -92,10 +128,15 @@ def _pen_speed(letters: dict[str, Ink]) -> float:
     return float(np.median(speeds)) if speeds else 0.0
 
 
-def compose_word_line(text: str, letters: dict[str, Ink], rng: np.random.Generator, writer: str = "") -> Ink:
+def compose_word_line(text: str, letters: dict[str, Ink], rng: np.random.Generator, writer: str = "",
+                      style: dict | None = None) -> Ink:
     """``text`` (lowercase letters and spaces) written with ``letters`` (letter -> ink of one
-    drawer); letters the drawer lacks leave a gap. Coordinates y down."""
-    style = _drawer_style(writer)
+    drawer); letters the drawer lacks leave a gap. Coordinates y down. ``style``: the line's
+    hand (default: the drawer's own, :func:`_drawer_style`; :func:`line_style` for an
+    augmented line)."""
+    style = style or _drawer_style(writer)
+    width = style.get("width", 1.0)
+    warp = style.get("letter_warp", 0.0)
     xh = style["x_height"]
     speed = _pen_speed(letters)
     strokes: list[np.ndarray] = []
@@ -112,14 +153,18 @@ def compose_word_line(text: str, letters: dict[str, Ink], rng: np.random.Generat
             x += 0.6 * xh
             continue
         top, bottom = _CLASS_SPAN[_CLASS[ch]]
-        pts = ink.points
+        shapes = ink.strokes
+        if warp > 0 or width != 1.0:
+            m = np.diag([width, 1.0]) @ _letter_jitter(rng, warp) if warp > 0 else np.diag([width, 1.0])
+            shapes = [s @ m.T for s in shapes]
+        pts = np.concatenate(shapes)
         lo, hi = pts.min(axis=0), pts.max(axis=0)
         height = max(float(hi[1] - lo[1]), 1e-6)
         k = (top - bottom) * xh * float(np.exp(rng.normal(0.0, style["size_jitter"]))) / height
         base = -bottom * xh + rng.normal(0.0, style["baseline_jitter"]) * xh - style["slope"] * x
         # y down: the letter's bottom (hi[1]) goes to the baseline minus its class's bottom
         dx, dy = x - lo[0] * k, base - hi[1] * k
-        for i, s in enumerate(ink.strokes):
+        for i, s in enumerate(shapes):
             p = s * k + (dx, dy)
             t = ink.times[i] - ink.times[0][0] if ink.times is not None else np.linspace(0.0, 0.02 * len(s), len(s))
             if last_point is not None:
@@ -135,14 +180,20 @@ def compose_word_line(text: str, letters: dict[str, Ink], rng: np.random.Generat
         x += float(hi[0] - lo[0]) * k + style["letter_gap"] * xh
     if not strokes:
         raise ValueError(f"none of the letters of {text!r} were drawn by {writer or 'this drawer'}")
+    shear = style.get("shear", 0.0)
+    if shear:  # slant: a point h above the baseline (y = 0 here, y down) moves right by shear * h
+        strokes = [s - np.column_stack([shear * s[:, 1], np.zeros(len(s))]) for s in strokes]
     y_shift = xh  # baseline at y = xh, like a line on a page
     return Ink(strokes=[s + (0.0, y_shift) for s in strokes], times=times, label=text, writer=writer or None)
 
 
-def compose_lines(inks: Sequence[Ink], n: int, *, seed: int = 0, writers: Sequence[str] | None = None) -> list[Ink]:
+def compose_lines(inks: Sequence[Ink], n: int, *, seed: int = 0, writers: Sequence[str] | None = None,
+                  augment: bool = False) -> list[Ink]:
     """``n`` words and lines of printed handwriting by the Omniglot drawers among
     ``inks`` (or only ``writers``): a line of 1-5 common words (60%) or one word (40%),
-    each by one drawer. Deterministic for ``seed``; item ``i`` depends on ``(seed, i)``."""
+    each by one drawer. ``augment``: each line in a hand of its own around the drawer's
+    (:func:`line_style`, the module docstring), marked ``meta["augmented"]``.
+    Deterministic for ``seed``; item ``i`` depends on ``(seed, i)``."""
     table = letters_by_drawer(inks)
     pool = sorted(w for w in table if len(table[w]) >= 20 and (writers is None or w in writers))
     if not pool:
@@ -156,5 +207,9 @@ def compose_lines(inks: Sequence[Ink], n: int, *, seed: int = 0, writers: Sequen
         else:
             text = random_text(rng, min_words=1, max_words=1, max_chars=12).lower()
         text = "".join(c for c in text if c in LETTERS or c == " ").strip() or "a"
-        out.append(compose_word_line(text, table[writer], rng, writer))
+        style = line_style(writer, np.random.default_rng([int(seed) & 0xFFFFFFFF, 13, i])) if augment else None
+        line = compose_word_line(text, table[writer], rng, writer, style)
+        if augment:
+            line.meta["augmented"] = True
+        out.append(line)
     return out

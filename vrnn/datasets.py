@@ -21,6 +21,11 @@ Every source is split into training, validation and test inks, kept apart by wri
   are held out like the writers of any file, so a drawer held out of the raw strokes
   is held out of the composed lines too; each split composes ``--synthetic-lines``
   training lines (a tenth of that, at least 16, for validation and test).
+- ``omniglot-lines-augmented:PATH``: the same, but each *training* line is written in a
+  hand of its own around its drawer's (slant, letter width, size, gaps, baseline, and a
+  small jitter of every letter; :func:`vrnn.compose.line_style`), so 16 training drawers
+  give many more hands than 16. Validation and test lines are the plain ones, the same
+  lines ``omniglot-lines:PATH`` holds out.
 
 Notebook pages (Xournal++ / Xournal, Excalidraw, InkML documents: the
 :data:`PAGE_SUFFIXES`) are cut into their lines of writing
@@ -54,6 +59,8 @@ INK_SUFFIXES = (".xml", ".txt", ".inkml", ".ndjson", ".jsonl", ".npz", ".json", 
 PAGE_SUFFIXES = (".xopp", ".xoj", ".excalidraw", ".inkml")
 #: ``omniglot-lines:PATH``: lines composed from the Omniglot Latin letters in ``PATH``.
 OMNIGLOT_LINES = "omniglot-lines:"
+#: ``omniglot-lines-augmented:PATH``: the same, each training line in a hand of its own.
+OMNIGLOT_LINES_AUGMENTED = "omniglot-lines-augmented:"
 SPLITS = ("train", "valid", "test")
 
 
@@ -284,10 +291,11 @@ def _source_splits(src: DataSource, *, valid_fraction: float, test_fraction: flo
         sizes = {"train": synthetic_lines, "valid": synthetic_valid_lines or max(16, synthetic_lines // 10),
                  "test": synthetic_lines}
         return {name: synthetic_split(sizes[name], name, seed=seed) for name in wanted}
-    if src.spec.startswith(OMNIGLOT_LINES):
-        return _composed_splits(src.spec[len(OMNIGLOT_LINES):], valid_fraction=valid_fraction,
-                                test_fraction=test_fraction, seed=seed, lines=synthetic_lines,
-                                valid_lines=synthetic_valid_lines)
+    for prefix in (OMNIGLOT_LINES, OMNIGLOT_LINES_AUGMENTED):
+        if src.spec.startswith(prefix):
+            return _composed_splits(src.spec[len(prefix):], valid_fraction=valid_fraction,
+                                    test_fraction=test_fraction, seed=seed, lines=synthetic_lines,
+                                    valid_lines=synthetic_valid_lines, augment=prefix == OMNIGLOT_LINES_AUGMENTED)
     inks = read_inks(src.spec)
     own = {name: _own_split(inks, name) for name in SPLITS}
     if own["train"] and own["valid"]:
@@ -297,21 +305,24 @@ def _source_splits(src: DataSource, *, valid_fraction: float, test_fraction: flo
 
 
 def _composed_splits(path: str, *, valid_fraction: float, test_fraction: float, seed: int, lines: int,
-                     valid_lines: int | None) -> dict[str, list[Ink]]:
+                     valid_lines: int | None, augment: bool = False) -> dict[str, list[Ink]]:
     """``omniglot-lines:PATH``: drawers held out by writer like any file, then lines composed
-    from each split's drawers (:func:`vrnn.compose.compose_lines`)."""
+    from each split's drawers (:func:`vrnn.compose.compose_lines`); ``augment``: the training
+    lines in hands of their own (``omniglot-lines-augmented:PATH``)."""
+    prefix = OMNIGLOT_LINES_AUGMENTED if augment else OMNIGLOT_LINES
     letters = [ink for ink in read_inks(path) if latin_letter(ink) is not None and ink.writer]
     if len({ink.writer for ink in letters}) < 2:
-        raise DataError(f"{OMNIGLOT_LINES}{path}: needs the Omniglot Latin letters of at least 2 drawers")
+        raise DataError(f"{prefix}{path}: needs the Omniglot Latin letters of at least 2 drawers")
     parts = holdout_split(letters, valid_fraction=valid_fraction, test_fraction=test_fraction, seed=seed)
     sizes = {"train": lines, "valid": valid_lines or max(16, lines // 10), "test": max(16, lines // 10)}
     out = {}
     for code, name in enumerate(SPLITS):
         try:
             # a split with no drawer (few drawers, small fractions) composes nothing
-            out[name] = compose_lines(parts[code], sizes[name], seed=seed * 7 + code) if parts[code] else []
+            out[name] = (compose_lines(parts[code], sizes[name], seed=seed * 7 + code,
+                                       augment=augment and name == "train") if parts[code] else [])
         except ValueError as e:
-            raise DataError(f"{OMNIGLOT_LINES}{path}: {name} split: {e}") from e
+            raise DataError(f"{prefix}{path}: {name} split: {e}") from e
     return out
 
 
@@ -378,7 +389,7 @@ def load_eval_inks(spec: str, *, split: str | None = None, seed: int = 0, synthe
         raise DataError(f"unknown split {split!r}; choose one of all, {', '.join(SPLITS)}")
     if str(spec) == SYNTHETIC:
         return synthetic_split(synthetic_lines, "test" if split in (None, "all") else split, seed=seed)
-    if str(spec).startswith(OMNIGLOT_LINES) and split in (None, "all"):
+    if str(spec).startswith((OMNIGLOT_LINES, OMNIGLOT_LINES_AUGMENTED)) and split in (None, "all"):
         split = "test"  # composed lines: the held-out drawers, like ``synthetic``
     if split in (None, "all"):
         return read_inks(spec)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from vrnn.datasets import OMNIGLOT_LINES
+from vrnn.datasets import OMNIGLOT_LINES, OMNIGLOT_LINES_AUGMENTED
 from vrnn.inference import ADAPT_STEPS
 from vrnn.ink import Ink
 from vrnn.text import one_line
@@ -143,9 +143,9 @@ def mixture_text(mixture) -> str:
         total = sum(float(m["weight"]) for m in mixture) or 1.0
         for m in mixture:
             source = str(m["source"])
-            lines = source.startswith(OMNIGLOT_LINES)
-            path = source[len(OMNIGLOT_LINES):] if lines else source
-            name = f"{OMNIGLOT_LINES[:-1]} " if lines else ""
+            prefix = next((p for p in (OMNIGLOT_LINES, OMNIGLOT_LINES_AUGMENTED) if source.startswith(p)), "")
+            path = source[len(prefix):]
+            name = f"{prefix[:-1]} " if prefix else ""
             parts.append(f"{name}{os.path.basename(path.rstrip('/')) or path} {100 * float(m['weight']) / total:.0f}%")
     except (KeyError, TypeError, ValueError):
         return ""
