@@ -235,6 +235,9 @@ def test_model_card_text_of_an_app_trained_model():
     mixed["mixture"][2]["source"] = "omniglot-lines-augmented:/d/strokes.zip"
     text = model_summary(SimpleNamespace(model=SimpleNamespace(config=cfg, card=mixed), is_latent=True))
     assert "omniglot-lines-augmented strokes.zip 10%" in text and "/d/" not in text
+    continued = {**bundled, "steps": 14928, "init_from": {"steps": 14500, "path": "pretrained/vrnn"}}
+    text = model_summary(SimpleNamespace(model=SimpleNamespace(config=cfg, card=continued), is_latent=True))
+    assert "29,428 steps (14,500 + 14,928 continued)" in text
 
 
 def test_bounds_use_fixed_noise_an_elbo_independent_of_k_and_standard_errors(tiny_models):

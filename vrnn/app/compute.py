@@ -23,11 +23,13 @@ __all__ = ["ADAPT_MIN_STEPS", "ADAPT_MODES", "ContinuationSettings", "LRUCache",
 #: "Adapt to this hand": never, on long inks only (the default), always.
 ADAPT_MODES = ("off", "long", "always")
 #: The shortest ink (model steps) that "long" adapts to. Adaptation pays on long prefixes: on
-#: halves of held-out synthetic lines (median 228 steps) the style score rose from 0.728 to
-#: 0.811, on one-word prefixes (median 101) it did not move (0.740 vs 0.744), and on a single
-#: letter (44-48 steps) some continuations wander. The threshold was chosen on the Omniglot
-#: validation drawers' lines (style 0.645 / 0.674 / 0.669 at 150 / 120 / 100; never 0.605,
-#: always 0.710): ``python scripts/adapt_policy.py --min-steps N``.
+#: halves of held-out synthetic lines (median 228 steps) the style score rose from 0.751 to
+#: 0.806 (the stage-1 VRNN: 0.728 to 0.811), on one-word prefixes (median 101) it did not move
+#: (stage 1: 0.740 vs 0.744), and on a single letter (44-48 steps) some continuations wander.
+#: The threshold was chosen with the stage-1 VRNN on the Omniglot validation drawers' lines
+#: (style 0.645 / 0.674 / 0.669 at 150 / 120 / 100; never 0.605, always 0.710); with the
+#: bundled VRNN it gives 0.707 there (never 0.654, always 0.701):
+#: ``python scripts/adapt_policy.py --min-steps N``.
 ADAPT_MIN_STEPS = 120
 
 

@@ -101,10 +101,10 @@ def sidebar(data: SessionData):
                      help=f"Before continuing, a copy of the model practises your ink for {ADAPT_STEPS} steps "
                           "(dynamic evaluation, about a second on a CPU, once per ink), then writes on: more of "
                           "your letter shapes, slant and spacing, now and then a wild stroke. On halves of held-out "
-                          "synthetic lines the style score rose from 0.728 to 0.811 at temperature 0.8 (same-writer "
-                          "oracle 0.829), on real Omniglot hands from 0.605 to 0.710 (oracle 0.763); on one-word "
+                          "synthetic lines the style score rose from 0.751 to 0.806 at temperature 0.8 (same-writer "
+                          "oracle 0.829), on real Omniglot hands from 0.654 to 0.701 (oracle 0.763); on one-word "
                           f"prefixes it did not move, and on a single letter it can wander, so by default it adapts "
-                          f"to inks of {ADAPT_MIN_STEPS} model steps or more (style 0.809 and 0.674 then). "
+                          f"to inks of {ADAPT_MIN_STEPS} model steps or more (style 0.796 and 0.707 then). "
                           "The model itself, the KL and the "
                           "latent views are unchanged.")
     temperature = sb.slider("Temperature", 0.1, 2.0, step=0.05, key="cont_temp",
@@ -117,7 +117,7 @@ def sidebar(data: SessionData):
                       disabled=not service.is_latent,
                       help="Prior sample: z drawn from p(z_t | h_{t-1}) at every step, the VRNN as trained. "
                            "Prior mean: z at its mean, less noise; on held-out synthetic writers it keeps the "
-                           "writer's style better (style score 0.762 vs 0.728 at temperature 0.8).")
+                           "writer's style better (style score 0.780 vs 0.751 at temperature 0.8).")
     layout = sb.radio("Layout", ["rows", "overlay"], key="cont_layout", horizontal=True,
                       format_func=lambda m: {"rows": "one row each", "overlay": "overlaid"}[m])
 
@@ -173,7 +173,10 @@ def model_summary(service) -> str:
     if card.get("fine_tuned_from"):
         extra.append(f"fine-tuned from {card['fine_tuned_from']}")
     if card.get("steps"):
-        extra.append(f"{card['steps']:,} steps")
+        parent = card.get("init_from") if isinstance(card.get("init_from"), dict) else {}
+        before = parent.get("steps")
+        extra.append(f"{card['steps'] + before:,} steps ({before:,} + {card['steps']:,} continued)"
+                     if isinstance(before, int) and before > 0 else f"{card['steps']:,} steps")
     metrics = card.get("metrics") or {}
     elbo = next((metrics[k] for k in ("best_valid_elbo_per_point", "last_valid_elbo_per_point", "elbo_per_point")
                  if isinstance(metrics.get(k), (int, float))), None)
