@@ -14,8 +14,9 @@
 # stage 1 both models learned the 16 training drawers by heart (docs/kl_study.md, "The fifth
 # pass"). The two models' stage 2 ran side by side, 55 minutes each.
 #
-# CONTINUE_MINUTES=63 (default 0) instead runs the experiment of "The fourth pass": the VRNN
-# continued on the plain lines (peak lr 1e-3), which was measured and not kept.
+# CONTINUE_MINUTES=63 AUGMENT_MINUTES=0 (CONTINUE_MINUTES defaults to 0) runs the experiment of
+# "The fourth pass" instead: the VRNN continued on the plain lines (peak lr 1e-3), which was
+# measured and not kept. With both set, stage 2 continues from that run.
 #
 # Data it reads (none of it is committed; ../shared/data beside this checkout):
 # - the built-in synthetic generator (vrnn/synthetic.py; letter shapes from the
@@ -90,7 +91,7 @@ if [ "$AUGMENT_MINUTES" != 0 ]; then
   for m in $MODELS; do
     from="$FROM_RNN"; extra=()
     [ "$m" = vrnn ] && { from="$FROM_VRNN"; extra=(--kl-warmup-steps 0 --free-bits 0.02 --free-bits-mode total); }
-    python -m vrnn.train --init-from "$from" "${AUG_DATA[@]}" "${AUG_RUN[@]}" "${extra[@]}" --out "$OUT/$m-augmented" \
+    python -m vrnn.train --init-from "$from" "${AUG_DATA[@]}" "${AUG_RUN[@]}" ${extra[@]+"${extra[@]}"} --out "$OUT/$m-augmented" \
       > "$OUT/$m-augmented.log" 2>&1 &
     PID[$m]=$!
   done

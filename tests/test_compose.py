@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 import vrnn
-from vrnn.compose import LETTERS, compose_lines, compose_word_line, latin_letter, letters_by_drawer
+from vrnn.compose import LETTERS, compose_lines, compose_word_line, latin_letter, letters_by_drawer, line_style
 from vrnn.ink import Ink
 
+PLAIN_DIGEST = "1c66f2f13c14c38b"  # sha256 of compose_lines(_fake_drawers(), 5, seed=3), as composed at fb7c680
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "omniglot"
 
 
@@ -78,12 +79,38 @@ def test_augmented_lines_give_each_line_a_hand_of_its_own():
     # plain lines keep the drawer's slant; augmented ones lean both ways from it, by varying amounts
     slants = np.array([_slant(i) - _slant(j) for i, j in zip(aug, plain)])
     assert slants.min() < -0.1 and slants.max() > 0.1 and 0.1 < slants.std() < 0.4
-    # size and letter gaps vary line to line too, and letters stay in writing order
-    heights = [np.ptp(i.points[:, 1]) for i in aug if i.label == i.label.replace(" ", "")]
-    assert np.std(np.log(heights)) > 0.1
-    for line in aug:
+    # size varies line to line around the drawer's (against each line's plain twin)
+    log_h = [np.log(np.ptp(i.points[:, 1]) / np.ptp(j.points[:, 1])) for i, j in zip(aug, plain)]
+    assert np.std(log_h) > 0.1
+    for line in aug:  # box letters (one stroke each) stay left to right, in time order
+        lefts = [s[:, 0].min() for s in line.strokes]
+        assert np.all(np.diff(lefts) > 0)
         t = np.concatenate(line.times)
         assert np.all(np.diff(t) > 0) and all(np.isfinite(s).all() for s in line.strokes)
+
+
+def test_a_line_style_shear_leans_the_line_right():
+    table = letters_by_drawer(_fake_drawers())
+    letters, writer = table["omniglot-Latin-01"], "omniglot-Latin-01"
+    plain = compose_word_line("xlxhx", letters, np.random.default_rng(0), writer)
+    style = {**line_style(writer, np.random.default_rng(0)), "shear": 0.3, "letter_warp": 0.0, "width": 1.0}
+    leaning = compose_word_line("xlxhx", letters, np.random.default_rng(0), writer, style)
+    assert _slant(leaning) - _slant(plain) == pytest.approx(0.3, abs=0.02)  # tops move right (y down)
+    for box in leaning.strokes:  # each box letter's top edge sits right of its bottom edge
+        top, bottom = box[:-1][np.isclose(box[:-1, 1], box[:, 1].min())], box[:-1][np.isclose(box[:-1, 1], box[:, 1].max())]
+        assert top[:, 0].mean() > bottom[:, 0].mean()
+
+
+def test_plain_lines_are_unchanged_by_the_augmentation_code():
+    """The plain composer's output, pinned: training and validation lines of earlier runs stay the same."""
+    import hashlib
+    lines = compose_lines(_fake_drawers(), 5, seed=3)
+    h = hashlib.sha256()
+    for line in lines:
+        for s, t in zip(line.strokes, line.times):
+            h.update(np.round(s, 6).tobytes())
+            h.update(np.round(t, 6).tobytes())
+    assert h.hexdigest()[:16] == PLAIN_DIGEST
 
 
 @pytest.mark.skipif(not (SHARED / "strokes_background_small1.zip").exists(),

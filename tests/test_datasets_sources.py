@@ -78,12 +78,16 @@ def test_augmented_omniglot_lines_augment_training_lines_only(tmp_path):
     aug = load_mixture([f"omniglot-lines-augmented:{path}"], **kw)
     assert all(i.meta.get("augmented") for i in aug.train) and not any(i.meta.get("augmented") for i in aug.valid)
     assert {i.writer for i in aug.train} == {i.writer for i in plain.train}
+    # the same texts by the same drawers as the plain lines, in other hands
+    assert [(i.label, i.writer) for i in aug.train] == [(i.label, i.writer) for i in plain.train]
+    assert all(not np.allclose(a.points, b.points) for a, b in zip(aug.train, plain.train))
     # validation (and test) are the plain source's own held-out lines, so the numbers compare
     assert [i.label for i in aug.valid] == [i.label for i in plain.valid]
     assert all(np.array_equal(a, b) for x, y in zip(aug.valid, plain.valid) for a, b in zip(x.strokes, y.strokes))
     test_plain = load_eval_inks(f"omniglot-lines:{path}", **kw)
     test_aug = load_eval_inks(f"omniglot-lines-augmented:{path}", **kw)
     assert [i.label for i in test_aug] == [i.label for i in test_plain] and not any(i.meta.get("augmented") for i in test_aug)
+    assert all(np.array_equal(a.points, b.points) for a, b in zip(test_aug, test_plain))
     assert aug.card()[0]["source"] == f"omniglot-lines-augmented:{path}"
     with pytest.raises(DataError, match="^omniglot-lines-augmented:.*Latin letters"):
         other = tmp_path / "other.json"

@@ -191,6 +191,22 @@ def test_continuation_benchmark_with_adaptation(checkpoints, capsys):
         assert code != 0 and "--adapt must be between 0 and 500 steps" in err and len(err.strip().splitlines()) == 1
 
 
+def test_continuation_benchmark_with_z_at_the_prior_mean(checkpoints, capsys):
+    args = ["--data", "synthetic", "--synthetic-lines", 2, "--continuation", 4, "--temperature", 0.8, "--json"]
+    code, out, err = run(["--model", checkpoints["vrnn"], *args], capsys)
+    sampled = json.loads(out)["continuation"]
+    code, out, err = run(["--model", checkpoints["vrnn"], *args, "--z-mode", "mean"], capsys)
+    assert code == 0, err
+    mean = json.loads(out)["continuation"]
+    assert (sampled["z_mode"], mean["z_mode"]) == ("sample", "mean")
+    assert mean["features"] != sampled["features"]  # z at its mean writes something else
+    code, out, _ = run(["--model", checkpoints["rnn"], *args[:-1], "--z-mode", "mean"], capsys)
+    assert code == 0 and "z at the prior mean)" in out  # the RNN-GMM has no z: the same continuations
+    with pytest.raises(SystemExit) as e:
+        run(["--model", checkpoints["vrnn"], *args, "--z-mode", "median"], capsys)
+    assert e.value.code == 2 and "--z-mode" in capsys.readouterr().err
+
+
 def test_continuation_benchmark_needs_two_writers_with_two_lines(checkpoints, capsys, tmp_path):
     for too_few in (1, 3):
         code, _, err = run(["--model", checkpoints["rnn"], "--data", "synthetic", "--continuation", too_few], capsys)

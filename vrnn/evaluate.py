@@ -52,7 +52,7 @@ def evaluate_checkpoint(model_dir: str | None, data: str, *, importance_samples:
                         synthetic_lines: int = 200, seed: int = 0, data_seed: int = 0, device: str | None = None,
                         valid_fraction: float = 0.1, test_fraction: float = 0.1,
                         continuation: int = 0, temperatures: tuple[float, ...] = (1.0,),
-                        adapt: tuple[int, ...] = (0,)) -> dict:
+                        adapt: tuple[int, ...] = (0,), z_mode: str = "sample") -> dict:
     """Load a checkpoint, load the data and return :meth:`model.evaluate`'s numbers plus what was evaluated.
 
     ``valid_fraction`` / ``test_fraction``: the writer hold-out of training (the same values
@@ -61,6 +61,7 @@ def evaluate_checkpoint(model_dir: str | None, data: str, *, importance_samples:
     ``"continuation"`` (:meth:`vrnn.style.BenchmarkResult.as_dict`), at the first of
     ``temperatures`` and of ``adapt`` (fine-tuning steps on each prefix); with more than one
     run, ``"continuation_by_temperature"`` lists them all, temperature by temperature.
+    ``z_mode``: the continuations' ``z``, a prior sample (as trained) or the prior mean.
     """
     model = load_model(model_dir, device=device)
     inks = load_eval_inks(data, split=split, seed=data_seed, synthetic_lines=synthetic_lines,
@@ -75,7 +76,8 @@ def evaluate_checkpoint(model_dir: str | None, data: str, *, importance_samples:
         **result,
     }
     if continuation:
-        runs = [continuation_lines_benchmark(model, data, inks, continuation, seed=seed, temperature=t, adapt=n)
+        runs = [continuation_lines_benchmark(model, data, inks, continuation, seed=seed, temperature=t, adapt=n,
+                                             z_mode=z_mode)
                 for t in temperatures for n in adapt]
         out["continuation"] = runs[0]
         if len(runs) > 1:
@@ -84,7 +86,7 @@ def evaluate_checkpoint(model_dir: str | None, data: str, *, importance_samples:
 
 
 def continuation_lines_benchmark(model, data: str, inks: list, lines: int, *, seed: int = 0,
-                                 temperature: float = 1.0, adapt: int = 0) -> dict:
+                                 temperature: float = 1.0, adapt: int = 0, z_mode: str = "sample") -> dict:
     """The continuation benchmark on ``lines`` held-out lines (module docstring)."""
     if data == "synthetic":
         bench_inks = synthetic_benchmark_lines(lines)
@@ -94,7 +96,8 @@ def continuation_lines_benchmark(model, data: str, inks: list, lines: int, *, se
     if len({ink.writer for ink in bench_inks}) < 2:
         raise DataError(f"{data}: the continuation benchmark needs lines by at least two writers "
                         "with two or more multi-stroke lines each")
-    return continuation_benchmark(model, bench_inks, seed=seed, temperature=temperature, adapt=adapt).as_dict()
+    return continuation_benchmark(model, bench_inks, seed=seed, temperature=temperature, adapt=adapt,
+                                  z_mode=z_mode).as_dict()
 
 
 def format_table(r: dict) -> str:
@@ -123,7 +126,8 @@ def format_table(r: dict) -> str:
             "",
             f"continuation benchmark ({c['lines']} held-out lines, split at the middle pen lift, "
             f"temperature {c.get('temperature', 1.0):g}"
-            + (f", adapted {c['adapt_steps']} steps to each prefix)" if c.get("adapt_steps") else ")"),
+            + (f", adapted {c['adapt_steps']} steps to each prefix" if c.get("adapt_steps") else "")
+            + (", z at the prior mean)" if c.get("z_mode") == "mean" else ")"),
             f"{'size ratio (continuation / prefix)':<34}{c['size_ratio_median']:>12.3f}  (IQR {lo:.2f}-{hi:.2f}; 1 is right)",
             f"{'style score (0.5: chance)':<34}{c['style_score']:>12.3f}",
             f"{'  same-writer oracle':<34}{c['oracle_score']:>12.3f}",
@@ -161,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--adapt", type=int, nargs="+", default=[0], metavar="STEPS",
                    help="continuation benchmark: fine-tune a copy of the model on each prefix for STEPS steps "
                         "before continuing it (dynamic evaluation; 0: the model as trained); several: one run each")
+    p.add_argument("--z-mode", choices=("sample", "mean"), default="sample",
+                   help="continuation benchmark: z drawn from the prior (the VRNN as trained) or at the prior "
+                        "mean (the app's 'prior mean')")
     p.add_argument("--device", help="cpu, cuda ... (default: CUDA when available)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     return p
@@ -181,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
                                 synthetic_lines=a.synthetic_lines, seed=a.seed, data_seed=a.data_seed, device=a.device,
                                 valid_fraction=a.valid_fraction, test_fraction=a.test_fraction,
                                 continuation=a.continuation, temperatures=tuple(a.temperature),
-                                adapt=tuple(a.adapt))
+                                adapt=tuple(a.adapt), z_mode=a.z_mode)
     except (DataError, InkFormatError, CheckpointError) as e:
         return fail(e)
     print(json.dumps(r, indent=2) if a.json else format_table(r))

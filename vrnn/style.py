@@ -102,6 +102,7 @@ class BenchmarkResult:
     chance_score: float  # a line by another writer in place of the continuation
     temperature: float = 1.0  # of the continuations (1: the model's own distribution)
     adapt_steps: int = 0  # fine-tuning steps on each prefix before continuing it (0: the model as trained)
+    z_mode: str = "sample"  # "mean": z at the prior mean while continuing
     prefix_score: float = float("nan")  # the line's own first half in place of the continuation
     # per feature of FEATURES: {"continuation", "oracle", "chance", "prefix"} scores and "bias",
     # the continuation's mean offset from the true second half in standard deviations
@@ -109,6 +110,7 @@ class BenchmarkResult:
 
     def as_dict(self) -> dict:
         return {"lines": self.lines, "temperature": self.temperature, "adapt_steps": self.adapt_steps,
+                "z_mode": self.z_mode,
                 "size_ratio_median": self.size_ratio_median,
                 "size_ratio_iqr": list(self.size_ratio_iqr), "style_score": self.style_score,
                 "oracle_score": self.oracle_score, "chance_score": self.chance_score,
@@ -171,10 +173,12 @@ def lines_by_writer(inks: list[Ink], limit: int, *, per_writer: int = 4) -> list
 
 
 def continuation_benchmark(model, inks: list[Ink], *, seed: int = 0, temperature: float = 1.0,
-                           adapt: int = 0) -> BenchmarkResult:
+                           adapt: int = 0, z_mode: str = "sample") -> BenchmarkResult:
     """Split every line, continue its first half with ``model`` and score size and style
     (module docstring). Lines need a ``writer``; lines of a single stroke are skipped.
-    ``adapt``: fine-tune a copy of the model on each first half for that many steps first."""
+    ``adapt``: fine-tune a copy of the model on each first half for that many steps first.
+    ``z_mode``: ``"sample"`` (the VRNN as trained) or ``"mean"`` (``z`` at the prior mean, the
+    app's "prior mean"; the RNN-GMM has no ``z`` and ignores it)."""
     halves, writers = [], []
     for ink in inks:
         parts = split_at_middle_lift(ink)
@@ -188,6 +192,8 @@ def continuation_benchmark(model, inks: list[Ink], *, seed: int = 0, temperature
     for i, (first, second) in enumerate(halves):
         steps = max(clean_ink(second, getattr(model, "preprocess_config", None), scale=ink_scale(first)).num_points, 2)
         extra = {"adapt": int(adapt)} if adapt else {}
+        if z_mode != "sample":
+            extra["z_mode"] = z_mode
         cont = model.continue_ink(first, n=1, steps=steps, temperature=temperature, seed=seed + i, **extra)[0]
         ratios.append(ink_scale(cont) / max(ink_scale(first), 1e-9))
         feats_cont.append(style_features(cont))
@@ -229,6 +235,7 @@ def continuation_benchmark(model, inks: list[Ink], *, seed: int = 0, temperature
         chance_score=overall["chance"],
         temperature=float(temperature),
         adapt_steps=int(adapt),
+        z_mode=z_mode,
         prefix_score=overall["prefix"],
         features=features,
     )

@@ -103,7 +103,8 @@ def sidebar(data: SessionData):
                           "your letter shapes, slant and spacing, now and then a wild stroke. On halves of held-out "
                           "synthetic lines the style score rose from 0.751 to 0.806 at temperature 0.8 (same-writer "
                           "oracle 0.829), on real Omniglot hands from 0.654 to 0.701 (oracle 0.763); on one-word "
-                          f"prefixes it did not move, and on a single letter it can wander, so by default it adapts "
+                          f"prefixes it did not move (the earlier model), and on a single letter it can wander, so by "
+                          f"default it adapts "
                           f"to inks of {ADAPT_MIN_STEPS} model steps or more (style 0.796 and 0.707 then). "
                           "The model itself, the KL and the "
                           "latent views are unchanged.")
