@@ -180,8 +180,10 @@ def main() -> None:
     ap.add_argument("--record-card", action="store_true",
                     help="with --tables-only: also write the saved results into the model cards")
     a = ap.parse_args()
-    read_saved = lambda m: {name: json.loads((Path(a.out) / f"{m}-{name}.json").read_text())  # noqa: E731
-                            for name in available()}
+
+    def read_saved(m: str) -> dict:
+        return {name: json.loads((Path(a.out) / f"{m}-{name}.json").read_text()) for name in available()}
+
     if a.tables_only:
         saved = {m: read_saved(m) for m in ("vrnn", "rnn")}
         if a.record_card:

@@ -154,8 +154,8 @@ def compose_word_line(text: str, letters: dict[str, Ink], rng: np.random.Generat
             continue
         top, bottom = _CLASS_SPAN[_CLASS[ch]]
         shapes = ink.strokes
-        if warp > 0 or width != 1.0:
-            m = np.diag([width, 1.0]) @ _letter_jitter(rng, warp) if warp > 0 else np.diag([width, 1.0])
+        if warp > 0 or width != 1.0:  # an augmented line: this letter's own width and jitter
+            m = np.diag([width, 1.0]) @ (_letter_jitter(rng, warp) if warp > 0 else np.eye(2))
             shapes = [s @ m.T for s in shapes]
         pts = np.concatenate(shapes)
         lo, hi = pts.min(axis=0), pts.max(axis=0)

@@ -61,6 +61,8 @@ PAGE_SUFFIXES = (".xopp", ".xoj", ".excalidraw", ".inkml")
 OMNIGLOT_LINES = "omniglot-lines:"
 #: ``omniglot-lines-augmented:PATH``: the same, each training line in a hand of its own.
 OMNIGLOT_LINES_AUGMENTED = "omniglot-lines-augmented:"
+#: Both: the data specs whose lines are composed from Omniglot letters.
+COMPOSED_LINES = (OMNIGLOT_LINES, OMNIGLOT_LINES_AUGMENTED)
 SPLITS = ("train", "valid", "test")
 
 
@@ -291,7 +293,7 @@ def _source_splits(src: DataSource, *, valid_fraction: float, test_fraction: flo
         sizes = {"train": synthetic_lines, "valid": synthetic_valid_lines or max(16, synthetic_lines // 10),
                  "test": synthetic_lines}
         return {name: synthetic_split(sizes[name], name, seed=seed) for name in wanted}
-    for prefix in (OMNIGLOT_LINES, OMNIGLOT_LINES_AUGMENTED):
+    for prefix in COMPOSED_LINES:
         if src.spec.startswith(prefix):
             return _composed_splits(src.spec[len(prefix):], valid_fraction=valid_fraction,
                                     test_fraction=test_fraction, seed=seed, lines=synthetic_lines,
@@ -389,7 +391,7 @@ def load_eval_inks(spec: str, *, split: str | None = None, seed: int = 0, synthe
         raise DataError(f"unknown split {split!r}; choose one of all, {', '.join(SPLITS)}")
     if str(spec) == SYNTHETIC:
         return synthetic_split(synthetic_lines, "test" if split in (None, "all") else split, seed=seed)
-    if str(spec).startswith((OMNIGLOT_LINES, OMNIGLOT_LINES_AUGMENTED)) and split in (None, "all"):
+    if str(spec).startswith(COMPOSED_LINES) and split in (None, "all"):
         split = "test"  # composed lines: the held-out drawers, like ``synthetic``
     if split in (None, "all"):
         return read_inks(spec)

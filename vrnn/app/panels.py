@@ -12,7 +12,6 @@ import contextlib
 import numpy as np
 import streamlit as st
 
-from vrnn.inference import ADAPT_STEPS
 from vrnn.ink import Ink
 from vrnn.text import one_line
 
@@ -100,13 +99,14 @@ def continuations_pane(ink: Ink | None, service: ModelService, options: dict, st
         chart(figures.placeholder_figure(PLACEHOLDERS.get(source, PLACEHOLDERS["draw"]), style,
                                          height=style.scaled_height(0.85)), "continuations")
         return None
-    steps, adapt = options["steps"], ADAPT_STEPS if options["adapt"] == "always" else 0
-    if options["auto_length"] or options["adapt"] == "long":  # both need the ink's length in model steps
+    ink_steps = 0  # the ink's length in model steps, read only when needed
+    if options["auto_length"] or options["adapt"] == "long":
         trace = safe(lambda: service.trace(ink, seed=options["trace_seed"]), "read this ink with the model")
         if trace is None:
             return None
-        steps = auto_steps(trace.steps) if options["auto_length"] else steps
-        adapt = adapt_steps(options["adapt"], trace.steps)
+        ink_steps = trace.steps
+    steps = auto_steps(ink_steps) if options["auto_length"] else options["steps"]
+    adapt = adapt_steps(options["adapt"], ink_steps)
     settings = ContinuationSettings(n=options["n"], steps=int(steps), temperature=options["temperature"],
                                     seed=options["seed"], z_mode=options["z_mode"], adapt=adapt)
     # adapting takes about a second the first time for an ink (cached after that)

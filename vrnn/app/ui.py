@@ -15,7 +15,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from vrnn.datasets import OMNIGLOT_LINES, OMNIGLOT_LINES_AUGMENTED
+from vrnn.datasets import COMPOSED_LINES
 from vrnn.inference import ADAPT_STEPS
 from vrnn.ink import Ink
 from vrnn.text import one_line
@@ -103,11 +103,9 @@ def sidebar(data: SessionData):
                           "your letter shapes, slant and spacing, now and then a wild stroke. On halves of held-out "
                           "synthetic lines the style score rose from 0.751 to 0.806 at temperature 0.8 (same-writer "
                           "oracle 0.829), on real Omniglot hands from 0.654 to 0.701 (oracle 0.763); on one-word "
-                          f"prefixes it did not move (the earlier model), and on a single letter it can wander, so by "
-                          f"default it adapts "
-                          f"to inks of {ADAPT_MIN_STEPS} model steps or more (style 0.796 and 0.707 then). "
-                          "The model itself, the KL and the "
-                          "latent views are unchanged.")
+                          "prefixes it did not move (the earlier model), and on a single letter it can wander, so by "
+                          f"default it adapts to inks of {ADAPT_MIN_STEPS} model steps or more (style 0.796 and "
+                          "0.707 then). The model itself, the KL and the latent views are unchanged.")
     temperature = sb.slider("Temperature", 0.1, 2.0, step=0.05, key="cont_temp",
                             help="Divides the mixture and pen logits by T and multiplies every sigma (pen offsets "
                                  "and the prior over z) by √T: below 1 tidier, above 1 wilder.")
@@ -144,7 +142,7 @@ def mixture_text(mixture) -> str:
         total = sum(float(m["weight"]) for m in mixture) or 1.0
         for m in mixture:
             source = str(m["source"])
-            prefix = next((p for p in (OMNIGLOT_LINES, OMNIGLOT_LINES_AUGMENTED) if source.startswith(p)), "")
+            prefix = next((p for p in COMPOSED_LINES if source.startswith(p)), "")
             path = source[len(prefix):]
             name = f"{prefix[:-1]} " if prefix else ""
             parts.append(f"{name}{os.path.basename(path.rstrip('/')) or path} {100 * float(m['weight']) / total:.0f}%")
