@@ -100,3 +100,40 @@ def test_omniglot_lines_needs_latin_letters(tmp_path):
     vrnn.write_ink([Ink(strokes=[np.zeros((2, 2))], writer="a"), Ink(strokes=[np.ones((2, 2))], writer="b")], path)
     with pytest.raises(DataError, match="Latin letters"):
         load_mixture([f"omniglot-lines:{path}"], synthetic_lines=10)
+
+
+def test_draw_seed_draws_fresh_training_lines_and_keeps_the_held_out_ones(tmp_path):
+    path = tmp_path / "letters.json"
+    _fake_letters(path, drawers=12)
+    specs = ["synthetic:0.5", f"omniglot-lines-augmented:{path}:0.5"]
+    kw = dict(synthetic_lines=30, valid_fraction=0.2, test_fraction=0.2)
+    base = load_mixture(specs, **kw)
+    assert _same_inks(load_mixture(specs, draw_seed=0, **kw).train, base.train)  # default: the data seed
+    fresh = load_mixture(specs, draw_seed=1, **kw)
+    # validation (held-out writers, their lines) is the data seed's, to the bit
+    assert _same_inks(fresh.valid, base.valid) and fresh.valid_source == base.valid_source
+    assert [(c["train_inks"], c["valid_inks"]) for c in fresh.counts] == [(c["train_inks"], c["valid_inks"])
+                                                                          for c in base.counts]
+    for k in (0, 1):  # each source: other lines, by the same training writers only
+        new = [i for i, s in zip(fresh.train, fresh.train_source) if s == k]
+        old = [i for i, s in zip(base.train, base.train_source) if s == k]
+        assert len(new) == len(old) == 30
+        assert sum(np.array_equal(a.points, b.points) for a, b in zip(new, old)) == 0
+        assert {i.writer for i in new} <= _training_writers(k, path, kw)
+        assert not {i.writer for i in new} & {i.writer for i in base.valid}
+    # a different data seed moves the held-out drawers; a draw seed never does
+    assert {i.writer for i in load_mixture(specs, draw_seed=5, **kw).valid} == {i.writer for i in base.valid}
+
+
+def _same_inks(a: list[Ink], b: list[Ink]) -> bool:
+    return len(a) == len(b) and all(np.array_equal(x.points, y.points) for x, y in zip(a, b))
+
+
+def _training_writers(source: int, path, kw) -> set[str]:
+    if source == 0:
+        from vrnn.synthetic import writers_in_split
+        return {f"syn-{w:04d}" for w in writers_in_split("train")}
+    drawers = {i.writer for i in read_inks(path)}
+    held = {i.writer for i in load_mixture([f"omniglot-lines:{path}"], **kw).valid}
+    held |= {i.writer for i in load_eval_inks(f"omniglot-lines:{path}", **kw)}
+    return drawers - held

@@ -461,6 +461,7 @@ def test_resume_applies_safe_overrides(tmp_path, capsys):
     (["--hidden", "32"], "--hidden"),
     (["--model", "rnn"], "--model"),
     (["--valid-fraction", "0.5"], "--valid-fraction"),
+    (["--draw-seed", "1"], "--draw-seed"),
     (["--data", "synthetic"], "--data"),
 ])
 def test_resume_refuses_flags_that_would_change_the_run_with_one_line(tmp_path, capsys, flags, named):

@@ -287,17 +287,21 @@ class DataMixture:
 
 def _source_splits(src: DataSource, *, valid_fraction: float, test_fraction: float, seed: int,
                    synthetic_lines: int, synthetic_valid_lines: int | None,
-                   wanted: Sequence[str]) -> dict[str, list[Ink]]:
-    """One source's ``wanted`` splits (see the module docstring for the rules)."""
+                   wanted: Sequence[str], draw_seed: int | None = None) -> dict[str, list[Ink]]:
+    """One source's ``wanted`` splits (see the module docstring for the rules). ``draw_seed``
+    (default ``seed``) draws the generated *training* inks (synthetic and composed lines)."""
+    draw = {name: seed for name in SPLITS}
+    draw["train"] = seed if draw_seed is None else draw_seed
     if src.spec == SYNTHETIC:
         sizes = {"train": synthetic_lines, "valid": synthetic_valid_lines or max(16, synthetic_lines // 10),
                  "test": synthetic_lines}
-        return {name: synthetic_split(sizes[name], name, seed=seed) for name in wanted}
+        return {name: synthetic_split(sizes[name], name, seed=draw[name]) for name in wanted}
     for prefix in COMPOSED_LINES:
         if src.spec.startswith(prefix):
             return _composed_splits(src.spec[len(prefix):], valid_fraction=valid_fraction,
                                     test_fraction=test_fraction, seed=seed, lines=synthetic_lines,
-                                    valid_lines=synthetic_valid_lines, augment=prefix == OMNIGLOT_LINES_AUGMENTED)
+                                    valid_lines=synthetic_valid_lines, augment=prefix == OMNIGLOT_LINES_AUGMENTED,
+                                    draw_seed=draw["train"])
     inks = read_inks(src.spec)
     own = {name: _own_split(inks, name) for name in SPLITS}
     if own["train"] and own["valid"]:
@@ -307,10 +311,12 @@ def _source_splits(src: DataSource, *, valid_fraction: float, test_fraction: flo
 
 
 def _composed_splits(path: str, *, valid_fraction: float, test_fraction: float, seed: int, lines: int,
-                     valid_lines: int | None, augment: bool = False) -> dict[str, list[Ink]]:
+                     valid_lines: int | None, augment: bool = False,
+                     draw_seed: int | None = None) -> dict[str, list[Ink]]:
     """``omniglot-lines:PATH``: drawers held out by writer like any file, then lines composed
     from each split's drawers (:func:`vrnn.compose.compose_lines`); ``augment``: the training
-    lines in hands of their own (``omniglot-lines-augmented:PATH``)."""
+    lines in hands of their own (``omniglot-lines-augmented:PATH``); ``draw_seed`` (default
+    ``seed``) composes the training lines, ``seed`` holds out the drawers and composes the rest."""
     prefix = OMNIGLOT_LINES_AUGMENTED if augment else OMNIGLOT_LINES
     letters = [ink for ink in read_inks(path) if latin_letter(ink) is not None and ink.writer]
     if len({ink.writer for ink in letters}) < 2:
@@ -321,7 +327,8 @@ def _composed_splits(path: str, *, valid_fraction: float, test_fraction: float, 
     for code, name in enumerate(SPLITS):
         try:
             # a split with no drawer (few drawers, small fractions) composes nothing
-            out[name] = (compose_lines(parts[code], sizes[name], seed=seed * 7 + code,
+            drawn = draw_seed if name == "train" and draw_seed is not None else seed
+            out[name] = (compose_lines(parts[code], sizes[name], seed=drawn * 7 + code,
                                        augment=augment and name == "train") if parts[code] else [])
         except ValueError as e:
             raise DataError(f"{prefix}{path}: {name} split: {e}") from e
@@ -330,8 +337,13 @@ def _composed_splits(path: str, *, valid_fraction: float, test_fraction: float, 
 
 def load_mixture(specs: Sequence[str | DataSource], *, valid_fraction: float = 0.1, test_fraction: float = 0.1,
                  seed: int = 0, synthetic_lines: int = 2000,
-                 synthetic_valid_lines: int | None = None) -> DataMixture:
+                 synthetic_valid_lines: int | None = None, draw_seed: int | None = None) -> DataMixture:
     """Training and validation inks of one or more ``--data`` sources (``SPEC`` or ``SPEC:WEIGHT``).
+
+    ``seed`` holds out the writers and draws the generated validation inks; ``draw_seed``
+    (default ``seed``) draws the generated *training* inks, the synthetic lines and the
+    composed Omniglot lines, so a run can train on fresh lines of the same training writers
+    while its validation and test inks, and its held-out writers, stay those of ``seed``.
 
     Each source is split on its own by the rules of the module docstring; writers held
     out (validation and test) are held out by a hash of the writer, so a writer found in
@@ -349,7 +361,7 @@ def load_mixture(specs: Sequence[str | DataSource], *, valid_fraction: float = 0
     for k, src in enumerate(sources):
         parts = _source_splits(src, valid_fraction=valid_fraction, test_fraction=test_fraction, seed=seed,
                                synthetic_lines=synthetic_lines, synthetic_valid_lines=synthetic_valid_lines,
-                               wanted=("train", "valid"))
+                               wanted=("train", "valid"), draw_seed=draw_seed)
         if not parts["train"]:
             raise DataError(f"{src.spec}: no training inks after holding out validation and test writers")
         train += parts["train"]

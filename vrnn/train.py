@@ -110,6 +110,10 @@ DATA_FLAGS = {
     "--test-fraction": ("test_fraction", dict(type=float, default=0.1,
                                               help="writers held out for testing (never trained or validated on)")),
     "--data-seed": ("seed", dict(type=int, default=0, help="seed of the synthetic corpus and of the writer split")),
+    "--draw-seed": ("draw_seed", dict(type=int, default=None,
+                                      help="seed of the generated training lines only (synthetic and composed "
+                                           "Omniglot lines; default: --data-seed): fresh lines of the same "
+                                           "training writers, the held-out writers and validation unchanged")),
 }
 
 
