@@ -11,7 +11,7 @@ bound of every run at equal steps and at equal wall-clock time.
 A run started with ``--init-from`` is drawn with the run it started from:
 ``PARENT+CHILD`` (e.g. ``docs/runs/vrnn-105min+pretrained/vrnn``) follows the parent's
 curve up to the step of the checkpoint the child started from (its card's ``init_from``),
-then the child's, shifted by that step and that time.
+then the child's, shifted by that step and that time; ``A+B+C`` chains three stages.
 """
 
 from __future__ import annotations
@@ -47,17 +47,24 @@ def read_curve(run: Path, source: int | None = None) -> list[tuple[int, float, f
 
 
 def read_lineage(spec: str, source: int | None = None) -> list[tuple[int, float, float]]:
-    """The curve of ``RUN`` or of ``PARENT+CHILD`` (a run and the ``--init-from`` run that continued it)."""
+    """The curve of ``RUN`` or of ``PARENT+CHILD`` (a run and the ``--init-from`` run that continued
+    it); ``A+B+C`` follows a chain of them."""
+    return _lineage(spec, source)[0]
+
+
+def _lineage(spec: str, source: int | None) -> tuple[list[tuple[int, float, float]], int, float]:
+    """The curve of ``spec`` and the step and minute at which its last run started."""
     if "+" not in spec:
-        return read_curve(Path(spec), source)
+        return read_curve(Path(spec), source), 0, 0.0
     parent, child = spec.rsplit("+", 1)
     card = json.loads((Path(child) / "config.json").read_text(encoding="utf-8")).get("card", {})
     init = card.get("init_from")
     if not init or init.get("steps") is None or init.get("elapsed_s") is None:
         raise SystemExit(f"error: {child} was not started with --init-from (its card has no init_from steps)")
-    step0, min0 = int(init["steps"]), float(init["elapsed_s"]) / 60.0
-    head = [p for p in read_curve(Path(parent), source) if p[0] <= step0]
-    return head + [(s + step0, m + min0, v) for s, m, v in read_curve(Path(child), source)]
+    curve, start_step, start_min = _lineage(parent, source)
+    step0, min0 = start_step + int(init["steps"]), start_min + float(init["elapsed_s"]) / 60.0
+    head = [p for p in curve if p[0] <= step0]
+    return head + [(s + step0, m + min0, v) for s, m, v in read_curve(Path(child), source)], step0, min0
 
 
 def value_at(curve: list[tuple[int, float, float]], key: int, at: float) -> float | None:

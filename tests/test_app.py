@@ -238,6 +238,9 @@ def test_model_card_text_of_an_app_trained_model():
     continued = {**bundled, "steps": 14928, "init_from": {"steps": 14500, "path": "pretrained/vrnn"}}
     text = model_summary(SimpleNamespace(model=SimpleNamespace(config=cfg, card=continued), is_latent=True))
     assert "29,428 steps (14,500 + 14,928 continued)" in text
+    third = {**bundled, "steps": 9000, "init_from": {"steps": 12500, "init_from": {"steps": 14500}}}
+    text = model_summary(SimpleNamespace(model=SimpleNamespace(config=cfg, card=third), is_latent=True))
+    assert "36,000 steps (14,500 + 12,500 + 9,000 continued)" in text
 
 
 def test_bounds_use_fixed_noise_an_elbo_independent_of_k_and_standard_errors(tiny_models):

@@ -877,6 +877,16 @@ def test_init_from_starts_a_new_run_from_a_checkpoint(tmp_path, capsys):
     assert both[-1][1] == pytest.approx(child[-1][1] + init["elapsed_s"] / 60)
     with pytest.raises(SystemExit, match="init-from"):
         curves.read_lineage(f"{out}+{first}")
+    # a third stage records its parent's lineage, and the curves chain all three
+    third = tmp_path / "third"
+    code, _, err = _run_main(["--init-from", out, "--data", data, "--out", third, *args[6:]], capsys)
+    assert code == 0, err
+    init3 = load_model(third, device="cpu").card["init_from"]
+    assert init3["path"] == str(out) and init3["init_from"]["path"] == str(first)
+    step1 = step0 + init3["steps"]
+    chain = curves.read_lineage(f"{first}+{out}+{third}")
+    assert chain[: -len(curves.read_curve(third))] == [p for p in both if p[0] <= step1]
+    assert [p[0] for p in chain[-len(curves.read_curve(third)):]] == [p[0] + step1 for p in curves.read_curve(third)]
     # a model flag that differs, a checkpoint that is not one, --resume beside it: one line each
     for extra, out_dir, named in ((["--hidden", "32"], "b1", "--hidden"), ([], "b2", "--init-from"),
                                   (["--resume"], "second", "--init-from")):

@@ -189,7 +189,9 @@ def _init_model(path: str):
     return base, {"path": path, "model": base.config.model, "command": card.get("command"),
                   "steps": metrics["best_step"] if validated else card.get("steps"),
                   "elapsed_s": metrics["best_elapsed_s"] if validated else card.get("wall_time_s"),
-                  "best_valid_elbo_per_point": metrics.get("best_valid_elbo_per_point")}
+                  "best_valid_elbo_per_point": metrics.get("best_valid_elbo_per_point"),
+                  # the parent's own lineage, when it was itself continued from a checkpoint
+                  **({"init_from": card["init_from"]} if isinstance(card.get("init_from"), dict) else {})}
 
 
 def _check_resume_flags(a: argparse.Namespace, given: set[str], stored: dict) -> TrainOptions:

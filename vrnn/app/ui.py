@@ -172,10 +172,9 @@ def model_summary(service) -> str:
     if card.get("fine_tuned_from"):
         extra.append(f"fine-tuned from {card['fine_tuned_from']}")
     if card.get("steps"):
-        parent = card.get("init_from") if isinstance(card.get("init_from"), dict) else {}
-        before = parent.get("steps")
-        extra.append(f"{card['steps'] + before:,} steps ({before:,} + {card['steps']:,} continued)"
-                     if isinstance(before, int) and before > 0 else f"{card['steps']:,} steps")
+        before = lineage_steps(card)
+        extra.append(f"{sum(before) + card['steps']:,} steps ({' + '.join(f'{n:,}' for n in before)} + "
+                     f"{card['steps']:,} continued)" if before else f"{card['steps']:,} steps")
     metrics = card.get("metrics") or {}
     elbo = next((metrics[k] for k in ("best_valid_elbo_per_point", "last_valid_elbo_per_point", "elbo_per_point")
                  if isinstance(metrics.get(k), (int, float))), None)
@@ -188,6 +187,15 @@ def model_summary(service) -> str:
         else:
             extra.append(f"validation ELBO {elbo:.2f} nats/point")
     return line + ("  \n" + " · ".join(str(e) for e in extra) if extra else "")
+
+
+def lineage_steps(card: dict) -> list[int]:
+    """The steps of every run a model was continued from (``--init-from``), oldest first."""
+    steps, parent = [], card.get("init_from")
+    while isinstance(parent, dict) and isinstance(parent.get("steps"), int) and parent["steps"] > 0:
+        steps.insert(0, parent["steps"])
+        parent = parent.get("init_from")
+    return steps
 
 
 def plural_inks(n) -> str:
