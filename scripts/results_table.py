@@ -6,14 +6,18 @@ For the VRNN and the RNN-GMM, side by side (one process each), on
 - the Omniglot sketch-rnn ``test`` split (``../shared/data/omniglot/omniglot.npz``),
 - the real UJI characters (``../shared/data/uji``, never trained on),
 
-it runs ``python -m vrnn.evaluate`` with IWAE(K) (the RNN-GMM's rows are its exact
-log-likelihood), plus the continuation benchmark on held-out synthetic lines, at
+it runs ``python -m vrnn.evaluate`` with IWAE(K) and the particle filter's bound SMC(P)
+(the RNN-GMM's rows are its exact log-likelihood), plus the continuation benchmark on held-out synthetic lines, at
 temperature 1 (the model's own distribution) and at the app's default 0.8. It writes
 one JSON per model and data set to ``results/``, records them in each model's card
 (``card["evaluation"]``; the weights and their checksum are untouched) and prints the
 Markdown tables the README shows.
 
-    python scripts/results_table.py [--vrnn pretrained/vrnn] [--rnn pretrained/rnn] [-k 100]
+    python scripts/results_table.py [--vrnn pretrained/vrnn] [--rnn pretrained/rnn] [-k 100] [-p 100]
+
+The bold number of a row is the larger of the VRNN's IWAE and the baseline's exact
+log-likelihood (the README's bar); the SMC column says how much of the VRNN's
+likelihood a tighter bound finds beyond it.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ TEMPERATURES = ("1.0", "0.8")  # the continuation benchmark's: the model's own d
 ADAPT = ("0", "30")  # and at each: the model as trained, and a copy adapted to each prefix (the app's "Adapt")
 
 
-def evaluate_model(model_dir: str, k: int, lines: int, continuation: int) -> dict:
+def evaluate_model(model_dir: str, k: int, lines: int, continuation: int, particles: int = 0) -> dict:
     """Every data set for one model, in order, in one worker process per call."""
     out = {}
     for name, (_, args) in available().items():
@@ -60,7 +64,7 @@ def evaluate_model(model_dir: str, k: int, lines: int, continuation: int) -> dic
         if name in CONTINUATION_SETS and continuation:
             extra += ["--continuation", str(continuation), "--temperature", *TEMPERATURES, "--adapt", *ADAPT]
         cmd = [sys.executable, "-m", "vrnn.evaluate", "--model", model_dir, *args, *extra,
-               "--importance-samples", str(k), "--device", "cpu", "--json"]
+               "--importance-samples", str(k), "--particles", str(particles), "--device", "cpu", "--json"]
         r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
                            env={**os.environ, "OMP_NUM_THREADS": "1"})
         if r.returncode != 0:
@@ -73,7 +77,8 @@ def record_in_card(model_dir: str, results: dict) -> None:
     """``card["evaluation"]``: per data set, the numbers the README's tables show."""
     path = Path(model_dir) / "config.json"
     meta = json.loads(path.read_text())
-    keep = ("sequences", "points", "elbo_per_point", "iwae_per_point", "importance_samples", "kl_per_point",
+    keep = ("sequences", "points", "elbo_per_point", "iwae_per_point", "importance_samples", "smc_per_point",
+            "particles", "resampled_per_sequence", "kl_per_point",
             "kl_per_dim", "active_units", "informative_units", "continuation", "continuation_by_temperature")
     meta["card"] = meta.get("card") or {}
     meta["card"]["evaluation"] = {name: {k: r[k] for k in keep if k in r} | {"data": r["data"], "split": r["split"]}
@@ -99,13 +104,17 @@ def backfill_best_time(model_dir: Path, card: dict) -> None:
 
 
 def tables(v: dict, r: dict, k: int) -> str:
-    rows = [f"| data | inks | points | VRNN ELBO | VRNN IWAE (K={k}) | RNN-GMM log-lik |", "|---|---|---|---|---|---|"]
+    p = v["synthetic-test"].get("particles")
+    smc = f" VRNN SMC (P={p}) |" if p else ""
+    rows = [f"| data | inks | points | VRNN ELBO | VRNN IWAE (K={k}) |{smc} RNN-GMM log-lik |",
+            "|---|---|---|---|---|---|" + ("---|" if p else "")]
     for name, (caption, _) in available().items():
         a, b = v[name], r[name]
         best = max(a["iwae_per_point"], b["iwae_per_point"])
         cell = lambda x: f"**{x:.3f}**" if x == best else f"{x:.3f}"  # noqa: E731
+        smc_cell = f" {a['smc_per_point']:.3f} |" if p else ""
         rows.append(f"| {caption} | {a['sequences']} | {a['points']:,} | {a['elbo_per_point']:.3f} | "
-                    f"{cell(a['iwae_per_point'])} | {cell(b['iwae_per_point'])} |")
+                    f"{cell(a['iwae_per_point'])} |{smc_cell} {cell(b['iwae_per_point'])} |")
     syn = v["synthetic-test"]
     rows += ["", f"VRNN latent on held-out synthetic writers: KL {syn['kl_per_point']:.3f} nats/point, "
              f"{syn['active_units']} of {len(syn['kl_per_dim'])} units active (Burda et al.), "
@@ -170,6 +179,7 @@ def main() -> None:
     ap.add_argument("--vrnn", default=str(ROOT / "pretrained" / "vrnn"))
     ap.add_argument("--rnn", default=str(ROOT / "pretrained" / "rnn"))
     ap.add_argument("-k", "--importance-samples", type=int, default=100)
+    ap.add_argument("-p", "--particles", type=int, default=100, help="P of the VRNN's SMC bound (0: off)")
     ap.add_argument("--lines", type=int, default=100, help="held-out synthetic lines")
     ap.add_argument("--continuation", type=int, default=160, help="continuation benchmark lines (0: off)")
     ap.add_argument("--out", default=str(ROOT / "results"))
@@ -201,7 +211,8 @@ def main() -> None:
     except FileNotFoundError as e:
         raise SystemExit(f"error: --only {a.only} reads the other model's results from --out: {e}") from None
     with ThreadPoolExecutor(2) as pool:
-        jobs = {m: pool.submit(evaluate_model, d, a.importance_samples, a.lines, a.continuation) for m, d in todo}
+        jobs = {m: pool.submit(evaluate_model, d, a.importance_samples, a.lines, a.continuation,
+                               a.particles if m == "vrnn" else 0) for m, d in todo}
         res = {m: j.result() for m, j in jobs.items()}
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 # The bundled models' recipe, one command: both models side by side (one CPU thread each),
 # on the same data mixture and recipe, then copied into pretrained/.
 #
-#   bash scripts/train_bundled.sh            # OUT=runs/bundle MINUTES=150 AUGMENT_MINUTES=55
+#   bash scripts/train_bundled.sh   # OUT=runs/bundle MINUTES=150 AUGMENT_MINUTES=55 FRESH_MINUTES=65
 #
 # Stage 1 (MINUTES): each model from scratch on the mixture below, with the Omniglot lines
 # composed plainly (omniglot-lines:). The bundle's stage 1 ran in two sessions: the RNN-GMM
@@ -13,6 +13,11 @@
 # (omniglot-lines-augmented:, each line in a hand of its own around its drawer's), because in
 # stage 1 both models learned the 16 training drawers by heart (docs/kl_study.md, "The fifth
 # pass"). The two models' stage 2 ran side by side, 55 minutes each.
+#
+# Stage 3 (FRESH_MINUTES, 0 skips it): each model continued from its stage-2 saved model on
+# fresh training lines (--draw-seed 1: new synthetic lines and newly composed, augmented
+# Omniglot lines of the same training writers; held-out writers and validation unchanged),
+# peak lr 2e-4 after 100 warm-up steps, cosine; side by side, 65 minutes each.
 #
 # CONTINUE_MINUTES=63 AUGMENT_MINUTES=0 (CONTINUE_MINUTES defaults to 0) runs the experiment of
 # "The fourth pass" instead: the VRNN continued on the plain lines (peak lr 1e-3), which was
@@ -37,6 +42,7 @@ MINUTES=${MINUTES:-150}
 MODELS=${MODELS:-vrnn rnn}
 CONTINUE_MINUTES=${CONTINUE_MINUTES:-0}
 AUGMENT_MINUTES=${AUGMENT_MINUTES:-55}
+FRESH_MINUTES=${FRESH_MINUTES:-65}
 D=../shared/data/omniglot
 for f in "$D/omniglot.npz" "$D/strokes_background_small1.zip" "$D/strokes_background_small2.zip"; do
   [ -f "$f" ] || { echo "error: $f is missing (see the comments at the top of this script)" >&2; exit 2; }
@@ -98,6 +104,20 @@ if [ "$AUGMENT_MINUTES" != 0 ]; then
   wait_all "stage 2 (augmented lines)"
   FROM_VRNN="$OUT/vrnn-augmented"
   FROM_RNN="$OUT/rnn-augmented"
+fi
+if [ "$FRESH_MINUTES" != 0 ]; then
+  # stage 3: both models, side by side, on fresh training lines (validation is unchanged)
+  FRESH_RUN=("${RUN[@]}" --minutes "$FRESH_MINUTES" --lr 2e-4 --warmup-steps 100)
+  for m in $MODELS; do
+    from="$FROM_RNN"; extra=()
+    [ "$m" = vrnn ] && { from="$FROM_VRNN"; extra=(--kl-warmup-steps 0 --free-bits 0.02 --free-bits-mode total); }
+    python -m vrnn.train --init-from "$from" "${AUG_DATA[@]}" --draw-seed 1 "${FRESH_RUN[@]}" \
+      ${extra[@]+"${extra[@]}"} --out "$OUT/$m-fresh" > "$OUT/$m-fresh.log" 2>&1 &
+    PID[$m]=$!
+  done
+  wait_all "stage 3 (fresh lines)"
+  FROM_VRNN="$OUT/vrnn-fresh"
+  FROM_RNN="$OUT/rnn-fresh"
 fi
 for m in $MODELS; do
   dir="$FROM_RNN"

@@ -121,6 +121,23 @@ def test_the_evaluation_cli_does_not_load_the_trainer():
 def test_negative_importance_samples_exit_2_with_one_line(capsys):
     code, out, err = run(["--data", "synthetic", "-k", -1], capsys)
     assert code == 2 and not out and err.strip() == "error: --importance-samples must be >= 0"
+    code, out, err = run(["--data", "synthetic", "--particles", -1], capsys)
+    assert code == 2 and not out and err.strip() == "error: --particles must be >= 0"
+
+
+def test_particles_add_the_particle_filter_bound(checkpoints, capsys):
+    for kind in ("vrnn", "rnn"):
+        code, out, err = run(["--model", checkpoints[kind], "--data", "synthetic", "--synthetic-lines", 3,
+                              "--particles", 8, "-k", 8, "--json"], capsys)
+        assert code == 0, err
+        r = json.loads(out)
+        assert r["particles"] == 8 and r["smc_per_sequence"] * 3 == pytest.approx(r["smc_per_point"] * r["points"])
+        if kind == "rnn":  # no latent: the exact log-likelihood, like every other row
+            assert r["smc_per_point"] == r["elbo_per_point"]
+        else:
+            assert r["smc_per_point"] >= r["elbo_per_point"] - 0.05 and r["resampled_per_sequence"] >= 0
+    code, out, _ = run(["--model", checkpoints["vrnn"], "--data", "synthetic", "--synthetic-lines", 2, "-p", 4], capsys)
+    assert code == 0 and any(line.startswith("SMC (P=4)") for line in out.splitlines()) and "resampled per ink" in out
 
 
 def test_split_test_of_a_file_evaluates_the_writers_training_held_out(checkpoints, capsys, tmp_path):

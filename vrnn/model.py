@@ -315,10 +315,11 @@ class _Base(nn.Module):
         return copy.deepcopy(Inference(self).sample(n=n, steps=steps, temperature=temperature, seed=seed,
                                                     z_mode=z_mode, scale=scale))
 
-    def evaluate(self, inks, *, importance_samples: int = 0, batch_size: int = 32, seed: int = 0) -> dict:
-        """ELBO / IWAE in nats per point (see :meth:`vrnn.inference.Inference.evaluate`)."""
+    def evaluate(self, inks, *, importance_samples: int = 0, batch_size: int = 32, seed: int = 0,
+                 particles: int = 0) -> dict:
+        """ELBO / IWAE (/ SMC with ``particles``) in nats per point (see :meth:`vrnn.inference.Inference.evaluate`)."""
         return copy.deepcopy(Inference(self).evaluate(inks, importance_samples=importance_samples,
-                                                      batch_size=batch_size, seed=seed))
+                                                      batch_size=batch_size, seed=seed, particles=particles))
 
 
 @dataclass
@@ -442,14 +443,15 @@ class VRNN(_Base):
         return _Posterior(h_prev=bt(hs[:-1]), mu=bt(mu), sigma=bt(sigma), z=bt(z), phi_z=bt(pz),
                           state=(hs[-1], c_last))
 
-    def terms(self, x: torch.Tensor, eps: torch.Tensor | None) -> Terms:
-        """All per-step terms: posterior pass, then prior, decoder, KL and NLL for all T.
+    def terms(self, x: torch.Tensor, eps: torch.Tensor | None, state=None) -> Terms:
+        """All per-step terms: posterior pass, then prior, decoder, KL and NLL for all T
+        (``state``: the recurrent ``(h, c)`` to start from; zeros).
 
         Computed time-major, ``(T, B, .)``, as the fused loop returns its outputs: batch-major
         (transposed) inputs made every matmul copy them and every gradient copy back; the
         batch-major fields of the result are views.
         """
-        q = self.posterior_pass(x, eps)
+        q = self.posterior_pass(x, eps, state)
         tm = lambda v: v.transpose(0, 1)  # noqa: E731  (B, T, .) <-> (T, B, .), a view
         T, B = x.shape[1], x.shape[0]
         Fz = self.config.z_features
