@@ -429,6 +429,22 @@ class Inference:
             res = {**res, **self._cached(smc_key, lambda: self._smc(inks, int(particles), int(seed), res))}
         return res
 
+    def _sequences(self, inks) -> list[torch.Tensor]:
+        """Each ink as the model reads it: normalized offsets ``(T, 3)``."""
+        return [torch.from_numpy(self.normalizer.normalize(prepare(i, self.preprocess_config).offsets)) for i in inks]
+
+    def _batches(self, seqs: list[torch.Tensor], bs: int):
+        """Batches of ``bs`` sequences in length order: ``(idx, x, mask, nll_mask)``, the first
+        step of each ink unscored (``nll_mask``)."""
+        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+        for b0 in range(0, len(order), bs):
+            idx = order[b0 : b0 + bs]
+            x, mask = collate([seqs[i].numpy() for i in idx])
+            x, mask = x.to(self.device), mask.to(self.device)
+            nll_mask = mask.clone()
+            nll_mask[:, 0] = 0
+            yield idx, x, mask, nll_mask
+
     @torch.inference_mode()
     def _smc(self, inks, P: int, seed: int, base: dict) -> dict:
         """:meth:`evaluate`'s particle filter: ``smc_*`` keys (the baseline's are its exact values)."""
@@ -439,18 +455,11 @@ class Inference:
                     "resampled_per_sequence": 0.0}
         model.eval()
         g = _generator(seed)
-        seqs = [torch.from_numpy(self.normalizer.normalize(prepare(i, self.preprocess_config).offsets)) for i in inks]
-        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+        seqs = self._sequences(inks)
         log_z, resampled, pts = np.zeros(len(seqs)), np.zeros(len(seqs)), np.zeros(len(seqs))
-        bs = max(1, 4096 // P)  # particles x inks per step
         log_p = math.log(P)
-        for b0 in range(0, len(order), bs):
-            idx = order[b0 : b0 + bs]
-            x, mask = collate([seqs[i].numpy() for i in idx])
-            x, mask = x.to(self.device), mask.to(self.device)
+        for idx, x, mask, nll_mask in self._batches(seqs, max(1, 4096 // P)):  # particles x inks per step
             B, T = mask.shape
-            nll_mask = mask.clone()
-            nll_mask[:, 0] = 0
             pts[idx] = nll_mask.sum(1).cpu().numpy()
             xs = x.repeat(P, 1, 1)  # row p * B + b: particle p of ink b
             m, nm = mask.repeat(P, 1), nll_mask.repeat(P, 1)
@@ -494,8 +503,7 @@ class Inference:
         model.eval()
         g = _generator(seed)
         Z = model.latent_size
-        seqs = [torch.from_numpy(self.normalizer.normalize(prepare(i, self.preprocess_config).offsets)) for i in inks]
-        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+        seqs = self._sequences(inks)
         elbo = np.zeros(len(seqs))
         iwae = np.zeros(len(seqs))
         kl_tot = np.zeros(len(seqs))
@@ -505,13 +513,8 @@ class Inference:
         reps = max(K, 1) if Z else 1
         rows = max(1, 4096 // max(1, max(len(s) for s in seqs)) if seqs else 1)
         bs = max(1, min(batch_size, rows))
-        for b0 in range(0, len(order), bs):
-            idx = order[b0 : b0 + bs]
-            x, mask = collate([seqs[i].numpy() for i in idx])
-            x, mask = x.to(self.device), mask.to(self.device)
+        for idx, x, mask, nll_mask in self._batches(seqs, bs):
             B, T = mask.shape
-            nll_mask = mask.clone()
-            nll_mask[:, 0] = 0
             pts[idx] = nll_mask.sum(1).cpu().numpy()
             # all importance samples' noise at once: chunking below changes no number
             eps_all = torch.randn(reps * B, T, Z, generator=g).to(self.device) if Z else None
