@@ -4,6 +4,8 @@ step benchmark measures the sizes that are actually bundled."""
 from __future__ import annotations
 
 import importlib.util
+import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -13,11 +15,15 @@ from vrnn import load_model
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _bench_sizes() -> dict:
+def _bench():
     spec = importlib.util.spec_from_file_location("step_ratio", ROOT / "bench" / "step_ratio.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    return mod.BUNDLED
+    return mod
+
+
+def _bench_sizes() -> dict:
+    return _bench().BUNDLED
 
 
 @pytest.mark.parametrize("kind", ["vrnn", "rnn"])
@@ -46,3 +52,23 @@ def test_step_benchmark_measures_the_bundled_sizes():
             assert getattr(cfg, key) == sizes[key], (kind, key)
     vrnn = load_model(ROOT / "pretrained" / "vrnn").config
     assert (vrnn.latent_mlp, vrnn.z_features) == (sizes["latent_mlp"], sizes["z_features"])
+
+
+def test_step_benchmark_mixture_is_the_bundled_recipes():
+    # bench/step_ratio.py --mixture times the trainer on scripts/train_bundled.sh's AUG_DATA
+    script = (ROOT / "scripts" / "train_bundled.sh").read_text()
+    aug = re.search(r"^AUG_DATA=\((.*?)\)$", script, re.S | re.M).group(1)
+    specs = [s.strip('"') for s in shlex.split(aug.replace('"$D/', '"DATA/').replace("$D/", "DATA/"))
+             if s not in ("--data",)]
+    specs = specs[: specs.index("--synthetic-lines")]
+    mixture = [m.replace(_bench().DATA + "/", "DATA/") for m in _bench().MIXTURE]
+    assert mixture == specs
+
+
+def test_step_benchmark_mixture_mode_times_all_three_steps():
+    bench = _bench()
+    if not Path(bench.DATA).is_dir():
+        pytest.skip(f"needs the Omniglot files in {Path(bench.DATA).resolve()} (../shared/data/omniglot)")
+    r = bench.measure(1, 1, 8, 60, bench.BUNDLED, mixture=40)
+    assert set(r["wall"]) == {"vrnn", "vrnn_padded", "rnn"} and all(v > 0 for v in r["wall"].values())
+    assert 0.0 < r["fill"] < 1.0  # real batches: windows of uneven length, padded

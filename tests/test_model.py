@@ -444,3 +444,82 @@ def test_the_fused_loop_runs_its_steps_at_one_thread_and_gives_the_threads_back(
     finally:
         fused._OneThread.__enter__ = real
         torch.set_num_threads(before)
+
+
+def _uneven(lengths, T, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.tensor(lengths)
+    mask = (torch.arange(T)[None] < lengths[:, None]).float()
+    x = torch.randn(len(lengths), T, 3, generator=g) * mask[..., None]
+    x[..., 2] = (torch.rand(len(lengths), T, generator=g) < 0.2).float() * mask
+    return x, mask
+
+
+def test_active_rows_only_for_sorted_prefix_masks_with_padding():
+    from vrnn.fused import active_rows
+
+    _, mask = _uneven([6, 6, 3, 1], 6)
+    assert active_rows(mask) == [4, 3, 3, 2, 2, 2]
+    assert active_rows(mask.flip(0)) is None  # not longest first
+    assert active_rows(torch.ones(3, 5)) is None  # nothing to skip
+    holey = mask.clone()
+    holey[0, 2] = 0.0
+    assert active_rows(holey) is None  # not a prefix mask
+    assert active_rows(torch.zeros(0, 4)) is None
+
+
+@pytest.mark.parametrize("free_bits", [0.0, 0.3])
+def test_rows_stop_at_their_end_with_the_same_loss_and_gradients(free_bits):
+    # a batch sorted longest first (the trainer's) is not stepped past each row's end; the
+    # same batch in another order is stepped in full: same per-point terms, same gradients
+    torch.manual_seed(5)
+    m = VRNN(VRNNConfig(**TINY))
+    x, mask = _uneven([13, 13, 9, 4, 1], 13)
+    eps = torch.randn(5, 13, 4)
+    params = list(m.parameters())
+    short = m(x, mask, eps=eps, free_bits=free_bits, free_bits_mode="total")
+    full = m(x.flip(0), mask.flip(0), eps=eps.flip(0), free_bits=free_bits, free_bits_mode="total")
+    ref = naive_forward(m, x, mask, eps)
+    torch.testing.assert_close(short.elbo_loss, ref.elbo_loss, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(short.loss, full.loss, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(short.kl, full.kl.flip(0), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(short.nll, full.nll.flip(0), rtol=1e-5, atol=1e-6)
+    assert float(short.terms.latents.z[3, 4:].detach().abs().max()) == 0.0  # ended steps are zeros
+    for u, v, (name, _) in zip(torch.autograd.grad(short.loss, params), torch.autograd.grad(full.loss, params),
+                               m.named_parameters()):
+        torch.testing.assert_close(u, v, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_fused_loop_with_ended_rows_and_a_start_state_matches_autograd():
+    # the loop itself: a start state, a row of length 0, the gradients of x, h0 and c0, and
+    # a read-out of the real steps only (what reads an ended step must not matter)
+    from vrnn.fused import active_rows
+
+    torch.manual_seed(7)
+    m = VRNN(VRNNConfig(**TINY))
+    x, mask = _uneven([11, 8, 8, 3, 0], 11, seed=3)
+    x.requires_grad_(True)
+    eps = torch.randn(5, 11, 4)
+    state = (torch.randn(5, 24, requires_grad=True), torch.randn(5, 24, requires_grad=True))
+    active = active_rows(mask)
+    assert active[0] == 4  # the empty row never runs
+    fused = m.posterior_pass(x, eps, state, active)
+    ref = m._posterior_autograd(x, eps, *state)
+    names = ("h_prev", "mu", "sigma", "z", "phi_z")
+    g = torch.Generator().manual_seed(0)
+    w = {k: torch.randn(getattr(ref, k).shape, generator=g) * mask[..., None] for k in names}
+
+    def readout(q):
+        return sum((getattr(q, k) * w[k]).sum() for k in names) + q.state[0][0].sum()  # row 0 runs to the end
+
+    for k in names:
+        torch.testing.assert_close(getattr(fused, k) * mask[..., None], getattr(ref, k) * mask[..., None],
+                                   rtol=1e-5, atol=1e-5)
+    inputs = list(m.parameters()) + [x, *state]
+    ga = torch.autograd.grad(readout(fused), inputs, allow_unused=True)
+    gb = torch.autograd.grad(readout(ref), inputs, allow_unused=True)
+    for u, v in zip(ga, gb):
+        if u is None or v is None:
+            assert (u is None or float(u.abs().sum()) == 0.0) and (v is None or float(v.abs().sum()) == 0.0)
+            continue
+        torch.testing.assert_close(u, v, rtol=1e-4, atol=1e-5)

@@ -189,6 +189,20 @@ def test_each_epoch_visits_every_window_once_in_a_fresh_order():
     assert per_epoch[0] != per_epoch[1] and per_epoch[1] != per_epoch[2] and per_epoch[0] != per_epoch[2]
 
 
+def test_training_batches_come_longest_window_first_so_rows_stop_at_their_end():
+    from vrnn.fused import active_rows
+
+    t = Trainer(toy_inks(12), toy_inks(2, seed=9), config=TINY, options=tiny_options(max_steps=6, batch_size=6), log=quiet)
+    masks = []
+    t.model.register_forward_pre_hook(lambda mod, args: masks.append(args[1]) if mod.training else None)
+    t.run()
+    assert len(masks) == 6
+    for m in masks:
+        lengths = m.sum(1)
+        assert torch.all(lengths[:-1] >= lengths[1:])
+    assert any(active_rows(m) is not None for m in masks)  # some batch had rows that end early
+
+
 def test_fit_trains_reports_progress_and_returns_the_best_model():
     inks = toy_inks(16)
     train, valid = split_by_writer(inks, valid_fraction=0.25)

@@ -120,10 +120,43 @@ def lstm_gate_scale(hidden: int, like: torch.Tensor) -> torch.Tensor:
     return s
 
 
-def _run(px, qb, eps, w_xh, b_x, wq, wz, bz, wiz, h0, c0, pooled: bool = False):
+def _rows(views, active):
+    """Per-step views cut to the rows still running at each step (``active``: see :func:`_run`)."""
+    if active is None:
+        return views
+    return [v if n == v.shape[0] else v[:n] for v, n in zip(views, active)]
+
+
+def _ended(active, B: int):
+    """``(t0, t1, n)``: the runs of steps ``t0 <= t < t1`` at which rows ``n:`` have ended."""
+    runs, t0 = [], 0
+    for t in range(1, len(active) + 1):
+        if t == len(active) or active[t] != active[t0]:
+            if active[t0] < B:
+                runs.append((t0, t, active[t0]))
+            t0 = t
+    return runs
+
+
+def _scratch(views):
+    """``get(n)``: ``views(n)``, the per-step scratch buffers' views of rows ``:n``, made once per ``n``."""
+    cache = {}
+
+    def get(n):
+        if n not in cache:
+            cache[n] = views(n)
+        return cache[n]
+
+    return get
+
+
+def _run(px, qb, eps, w_xh, b_x, wq, wz, bz, wiz, h0, c0, pooled: bool = False, active=None):
     """The forward loop over time-major inputs; returns every buffer the backward needs.
 
-    ``pooled``: take the buffers from :data:`_WORKSPACE` (training only)."""
+    ``pooled``: take the buffers from :data:`_WORKSPACE` (training only). ``active``: ``T``
+    ints, how many leading rows are still running at step ``t`` (non-increasing: the rows
+    sorted longest first; ``None``: all of them). A row is stepped only while it runs; at
+    its ended steps every output is zero, and so is its final state ``h_T, c_T``."""
     T, B, Fx = px.shape
     H = h0.shape[1]
     MG = w_xh.shape[0]
@@ -151,33 +184,53 @@ def _run(px, qb, eps, w_xh, b_x, wq, wz, bz, wiz, h0, c0, pooled: bool = False):
     # per-step scratch, written again every step: a fresh (B, M + 4H) result per step went
     # back to the OS on free and page-faulted on the next step's first touch (~25% of the loop)
     hp, sp = px.new_empty(B, MG), px.new_empty(B, 2 * Z)
-    hp_a, hp_u, sp_raw = hp[:, :M], hp[:, M:], sp[:, Z:]
     minus_one, two = px.new_full((B, H), -1.0), px.new_full((B, H), 2.0)
+    scratch = _scratch(lambda n: (hp[:n], hp[:n, :M], hp[:n, M:], sp[:n], sp[:n, Z:], minus_one[:n], two[:n]))
+    # each step's views of the rows still running (all rows without ``active``)
+    xh_in, hs_out, cs_in, cs_out = _rows(xh_[:T], active), _rows(hs_[1:], active), _rows(cs_[:T], active), _rows(cs_[1:], active)
+    tcs_, tgs_, es_, qos_, zs_, pzs_, acts_, m_, si_, sf_, sg_, so_ = (
+        _rows(v, active) for v in (tcs_, tgs_, es_, qos_, zs_, pzs_, acts_, m_, si_, sf_, sg_, so_))
+    qb_ = _rows(qb_, active) if qb.dim() == 3 else qb_
+    eps_ = _rows(eps_, active) if eps_ is not None else None
+    n = B
     with _OneThread():  # the per-step ops are too small to split between threads
         for t in range(T):
-            torch.addmm(b_x, xh_[t], w_xh_t, out=hp)  # [a | u]
+            if active is not None:
+                n = active[t]
+            hp_n, hp_a, hp_u, sp_n, sp_raw, m1_n, two_n = scratch(n)
+            torch.addmm(b_x, xh_in[t], w_xh_t, out=hp_n)  # [a | u]
             e = torch.clamp_min(hp_a, 0.0, out=es_[t])
             torch.addmm(qb_[t], e, wq_t, out=qos_[t])
             if eps_ is not None:
                 # softplus of the whole contiguous row: of the strided raw half it ran ~5x slower
-                torch._C._nn.softplus(qos_[t], 1.0, 20.0, out=sp)  # F.softplus, with out=
+                torch._C._nn.softplus(qos_[t], 1.0, 20.0, out=sp_n)  # F.softplus, with out=
                 z = torch.addcmul(m_[t], sp_raw, eps_[t], out=zs_[t])
             else:
                 z = zs_[t].copy_(m_[t])
             pz = torch.addmm(bz, z, wz_t, out=pzs_[t]).clamp_min_(0.0)
             torch.sigmoid(hp_u.addmm_(pz, wiz_t), out=acts_[t])
-            tg = torch.addcmul(minus_one, sg_[t], two, out=tgs_[t])  # 2 s_g - 1, one op (a scalar operand costs 2x)
-            c_new = torch.mul(sf_[t], cs_[t], out=cs_[t + 1]).addcmul_(si_[t], tg)
-            torch.mul(so_[t], torch.tanh(c_new, out=tcs_[t]), out=hs_[t + 1])
+            tg = torch.addcmul(m1_n, sg_[t], two_n, out=tgs_[t])  # 2 s_g - 1, one op (a scalar operand costs 2x)
+            c_new = torch.mul(sf_[t], cs_in[t], out=cs_out[t]).addcmul_(si_[t], tg)
+            torch.mul(so_[t], torch.tanh(c_new, out=tcs_[t]), out=hs_out[t])
+    if active is not None:
+        # ended steps: zeros, so the batched layers after the loop (and the weight gradients
+        # of the backward, which read these buffers whole) see finite values there
+        for t0, t1, n in _ended(active, B):
+            for buf in (es, qos, zs, pzs):
+                buf[t0:t1, n:].zero_()
+            hs[t0 + 1 : t1 + 1, n:].zero_()
+        cs[T, active[-1]:].zero_()
     return xh, cs, tcs, tgs, es, qos, zs, pzs, acts
 
 
 class _LSTMPosteriorLoop(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, px, qb, eps, w_xh, b_x, wq, wz, bz, wiz, h0, c0):
-        xh, cs, tcs, tgs, es, qos, zs, pzs, acts = _run(px, qb, eps, w_xh, b_x, wq, wz, bz, wiz, h0, c0, pooled=True)
+    def forward(ctx, px, qb, eps, w_xh, b_x, wq, wz, bz, wiz, h0, c0, active):
+        xh, cs, tcs, tgs, es, qos, zs, pzs, acts = _run(px, qb, eps, w_xh, b_x, wq, wz, bz, wiz, h0, c0, pooled=True,
+                                                        active=active)
         ctx.save_for_backward(eps, w_xh, wq, wz, wiz, xh, cs, tcs, tgs, es, qos, zs, pzs, acts)
         ctx.per_step_qb = qb.dim() == 3
+        ctx.active = active
         c_last = cs[-1]
         ctx.mark_non_differentiable(c_last)  # the final cell state: read by inference only
         return xh[:, :, px.shape[2]:], qos, zs, pzs, c_last
@@ -205,36 +258,51 @@ class _LSTMPosteriorLoop(torch.autograd.Function):
         dh_bufs = (xh.new_empty(B, H), xh.new_empty(B, H))  # dh of this step and of the last
         dh = g_hs[T]
         dc = xh.new_zeros(B, H)  # updated in place; its last value is the gradient of c0
-        u = lambda v: v.unbind(0)  # noqa: E731
-        acts_, tgs_, tcs_, cs_, es_, pzs_, d_az_, d_qo_, d_hp_ = map(u, (acts, tgs, tcs, cs, es, pzs, d_az, d_qo, d_hp))
+        active = ctx.active
+        if active is not None:
+            for t0, t1, n in _ended(active, B):  # ended steps: no gradient (the weight gradients read these whole)
+                for buf in (d_hp, d_qo, d_az):
+                    buf[t0:t1, n:].zero_()
+        scratch = _scratch(lambda n: tuple(b[:n] for b in (zeros, ones, dtc, dtanh, dsig, d_pz, dz, d_e, dc) + dh_bufs))
+        u = lambda v: _rows(v.unbind(0), active)  # noqa: E731  each step's view of the rows still running
+        acts_, tgs_, tcs_, cs_, es_, pzs_, d_az_, d_qo_, d_hp_ = map(u, (acts, tgs, tcs, cs[:T], es, pzs, d_az, d_qo, d_hp))
         si_, sf_, so_ = (u(acts[:, :, k * H : (k + 1) * H]) for k in (0, 1, 3))
         du_, dae_ = u(d_hp[:, :, M:]), u(d_hp[:, :, :M])
         dui_, duf_, dug_, duo_ = (u(d_hp[:, :, M + k * H : M + (k + 1) * H]) for k in range(4))
         dm_, draw_ = u(d_qo[:, :, :Z]), u(d_qo[:, :, Z:])
-        g_hs_, g_zs_, g_pzs_ = u(g_hs), u(g_zs), u(g_pzs)
+        g_hs_, g_zs_, g_pzs_ = u(g_hs[:T]), u(g_zs), u(g_pzs)
         g_m_, g_raw_ = u(g_qos[:, :, :Z]), u(g_qos[:, :, Z:])
         eps_sig_ = u(eps_sig) if eps is not None else None
+        n = B
         with _OneThread():  # the per-step backward; the weight gradients below use every thread
             for t in range(T - 1, -1, -1):
+                if active is not None:
+                    n = active[t]
+                zeros_n, ones_n, dtc_n, dtanh_n, dsig_n, d_pz_n, dz_n, d_e_n, dc_n, dh_a, dh_b = scratch(n)
+                dh_n = dh if n == B else dh[:n]
                 s, tg, tc = acts_[t], tgs_[t], tcs_[t]
-                torch.mul(dh, so_[t], out=dtc)
-                dc.addcmul_(dtc, torch.addcmul(ones, tc, tc, value=-1.0, out=dtanh))  # tanh'(c')
+                torch.mul(dh_n, so_[t], out=dtc_n)
+                dc_n.addcmul_(dtc_n, torch.addcmul(ones_n, tc, tc, value=-1.0, out=dtanh_n))  # tanh'(c')
                 # d [s_i, s_f, tanh g, s_o], written in place into the four gate blocks of du; the
                 # g block already times d tanh(g) / d sigmoid(2g) = 2 (tanh(g) = 2 sigmoid(2g) - 1)
-                torch.mul(dc, tg, out=dui_[t]), torch.mul(dc, cs_[t], out=duf_[t])
-                torch.addcmul(zeros, dc, si_[t], value=2.0, out=dug_[t]), torch.mul(dh, tc, out=duo_[t])
-                du = du_[t].mul_(torch.addcmul(s, s, s, value=-1.0, out=dsig))  # sigmoid' = s (1 - s)
-                dc.mul_(sf_[t])
-                torch.addmm(g_pzs_[t], du, wiz, out=d_pz)
-                daz = _threshold_backward(d_pz, pzs_[t], 0.0, grad_input=d_az_[t])
-                torch.addmm(g_zs_[t], daz, wz, out=dz)
-                torch.add(dz, g_m_[t], out=dm_[t])
+                torch.mul(dc_n, tg, out=dui_[t]), torch.mul(dc_n, cs_[t], out=duf_[t])
+                torch.addcmul(zeros_n, dc_n, si_[t], value=2.0, out=dug_[t]), torch.mul(dh_n, tc, out=duo_[t])
+                du = du_[t].mul_(torch.addcmul(s, s, s, value=-1.0, out=dsig_n))  # sigmoid' = s (1 - s)
+                dc_n.mul_(sf_[t])
+                torch.addmm(g_pzs_[t], du, wiz, out=d_pz_n)
+                daz = _threshold_backward(d_pz_n, pzs_[t], 0.0, grad_input=d_az_[t])
+                torch.addmm(g_zs_[t], daz, wz, out=dz_n)
+                torch.add(dz_n, g_m_[t], out=dm_[t])
                 if eps_sig_ is not None:
-                    torch.addcmul(g_raw_[t], dz, eps_sig_[t], out=draw_[t])
+                    torch.addcmul(g_raw_[t], dz_n, eps_sig_[t], out=draw_[t])
                 else:
                     draw_[t].copy_(g_raw_[t])
-                _threshold_backward(torch.mm(d_qo_[t], wq, out=d_e), es_[t], 0.0, grad_input=dae_[t])
-                dh = torch.addmm(g_hs_[t], d_hp_[t], w_h, out=dh_bufs[t % 2])
+                _threshold_backward(torch.mm(d_qo_[t], wq, out=d_e_n), es_[t], 0.0, grad_input=dae_[t])
+                torch.addmm(g_hs_[t], d_hp_[t], w_h, out=dh_b if t % 2 else dh_a)
+                dh = dh_bufs[t % 2]
+                n_before = B if active is None or t == 0 else active[t - 1]
+                if n_before > n:  # rows whose last step is t - 1: d h_t is what reads h_t outside the loop
+                    dh[n:n_before].copy_(g_hs[t, n:n_before])
         flat = lambda v: v.reshape(-1, v.shape[-1])  # noqa: E731
         d_hp_f = flat(d_hp)
         # both halves of the weight in one matmul; (X^T D)^T runs faster than D^T X here
@@ -248,10 +316,11 @@ class _LSTMPosteriorLoop(torch.autograd.Function):
         dwiz = (flat(pzs).t() @ flat(d_hp[:, :, M:])).t()  # this order: ~1.7x faster
         dqb = d_qo if ctx.per_step_qb else d_qo.sum((0, 1))
         need = ctx.needs_input_grad
-        return (dpx, dqb, None, dw_xh, db_x, dwq, dwz, dbz, dwiz, dh if need[9] else None, dc if need[10] else None)
+        return (dpx, dqb, None, dw_xh, db_x, dwq, dwz, dbz, dwiz, dh if need[9] else None, dc if need[10] else None,
+                None)
 
 
-def lstm_posterior_loop(px, qb, eps, w_xh, b_x, wq, wz, bz, wiz, h0, c0):
+def lstm_posterior_loop(px, qb, eps, w_xh, b_x, wq, wz, bz, wiz, h0, c0, active=None):
     """Run the loop above. Time-major inputs: ``px (T, B, Fx)`` (``phi_x(x_t)``), ``qb (T, B, 2Z)``
     or ``(2Z,)``, ``eps (T, B, Z)`` or ``None`` (``z`` = the posterior mean); ``nn.Linear``-shaped
     weights ``w_xh (M + 4H, Fx + H)`` with bias ``b_x (M + 4H,)`` (everything of the encoder's
@@ -259,11 +328,33 @@ def lstm_posterior_loop(px, qb, eps, w_xh, b_x, wq, wz, bz, wiz, h0, c0):
     ``wz (Fz, Z)``, ``wiz (4H, Fz)`` (gate rows as :func:`lstm_gate_scale` scales them);
     ``h0, c0 (B, H)``.
 
+    ``active``: ``T`` non-increasing ints, the number of leading rows still running at each
+    step (:func:`active_rows`), or ``None``; a row is not stepped past its end, so a batch of
+    uneven lengths costs its real points, not its padded ones. Its ended steps' outputs are
+    zeros, and so is its final state; gradients arriving there are not propagated.
+
     Returns time-major ``hs (T + 1, B, H)`` (``h_0 .. h_T``, a view), ``qo (T, B, 2Z)``
     (``[m | raw]``), ``z (T, B, Z)``, ``phi_z (T, B, Fz)`` and the final cell state ``(B, H)``.
     """
     args = (px, qb, eps, w_xh, b_x, wq, wz, bz, wiz, h0, c0)
     if torch.is_grad_enabled() and any(a is not None and a.requires_grad for a in args):
-        return _LSTMPosteriorLoop.apply(*args)
-    xh, cs, _, _, _, qos, zs, pzs, _ = _run(*args)
+        return _LSTMPosteriorLoop.apply(*args, active)
+    xh, cs, _, _, _, qos, zs, pzs, _ = _run(*args, active=active)
     return xh[:, :, px.shape[2]:], qos, zs, pzs, cs[-1]
+
+
+def active_rows(mask: torch.Tensor) -> list[int] | None:
+    """For :func:`lstm_posterior_loop`: per step, how many leading rows of ``mask (B, T)`` still
+    run. ``None`` (step every row) unless the mask is a prefix mask (each row ones, then
+    zeros), its rows sorted longest first (the trainer's batches are), and some row ends early."""
+    B, T = mask.shape
+    if B == 0 or T == 0:
+        return None
+    lengths = mask.sum(1)
+    if float(lengths[-1]) == T or not bool((lengths[:-1] >= lengths[1:]).all()):
+        return None
+    steps = torch.arange(T, device=mask.device, dtype=lengths.dtype)
+    running = steps[:, None] < lengths[None, :]  # (T, B)
+    if not torch.equal(running.t(), mask != 0):
+        return None
+    return running.sum(1).tolist()

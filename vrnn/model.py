@@ -30,7 +30,7 @@ from torch import nn
 
 from .checkpoint import CheckpointError, read_checkpoint, save_model
 from .distributions import GMMParams, gaussian_kl, gaussian_log_prob, sample_gmm_rows, softplus_sigma
-from .fused import lstm_gate_scale, lstm_posterior_loop
+from .fused import active_rows, lstm_gate_scale, lstm_posterior_loop
 from .inference import ADAPT_LR, ADAPT_STEPS, Inference
 from .preprocess import Normalizer, PreprocessConfig
 
@@ -369,16 +369,18 @@ class VRNN(_Base):
         mu, raw = stats.chunk(2, dim=-1)
         return mu, softplus_sigma(raw, self.config.z_sigma_floor)
 
-    def posterior_pass(self, x: torch.Tensor, eps: torch.Tensor | None, state=None) -> _Posterior:
+    def posterior_pass(self, x: torch.Tensor, eps: torch.Tensor | None, state=None, active=None) -> _Posterior:
         """Run ``q`` and the recurrence over ``x (B, T, 3)``.
 
         ``eps (B, T, Z)``: standard normal noise for ``z = mu_q + sigma_q * eps``
         (``None``: use the posterior mean). ``state``: ``(h, c)`` to start from (zeros).
+        ``active``: rows that end early are not stepped past their end (LSTM;
+        :func:`vrnn.fused.active_rows`); their ended steps are zeros, real steps unchanged.
         """
         B, H = x.shape[0], self.config.hidden
         h, cell = state if state is not None else (x.new_zeros(B, H), x.new_zeros(B, H))
         if self.config.rnn == "lstm":
-            return self._posterior_lstm(x, eps, h, cell)
+            return self._posterior_lstm(x, eps, h, cell, active)
         return self._posterior_autograd(x, eps, h, cell)
 
     def _posterior_autograd(self, x: torch.Tensor, eps: torch.Tensor | None, h, cell) -> _Posterior:
@@ -422,7 +424,7 @@ class VRNN(_Base):
         st = lambda v: torch.stack(v, 1)  # noqa: E731
         return _Posterior(h_prev=st(hs), mu=st(mus), sigma=st(sigmas), z=st(zs), phi_z=st(pzs), state=(h, cell))
 
-    def _posterior_lstm(self, x: torch.Tensor, eps: torch.Tensor | None, h0, c0) -> _Posterior:
+    def _posterior_lstm(self, x: torch.Tensor, eps: torch.Tensor | None, h0, c0, active=None) -> _Posterior:
         """:meth:`posterior_pass` for an LSTM: the loop of ``vrnn/fused.py`` (time-major inside)."""
         c = self.config
         Fx, Z = c.x_features, c.latent
@@ -436,22 +438,23 @@ class VRNN(_Base):
         eps_tm = eps.transpose(0, 1) if eps is not None else None
         qb = enc_out.bias if eps is None else F.pad(floor * eps_tm, (0, Z)) + enc_out.bias
         hs, qo, z, pz, c_last = lstm_posterior_loop(px, qb, eps_tm, w_xh, b_x, enc_out.weight, self.phi_z.first.weight,
-                                                    self.phi_z.first.bias, rnn.weight_ih[:, Fx:] * gs, h0, c0)
+                                                    self.phi_z.first.bias, rnn.weight_ih[:, Fx:] * gs, h0, c0, active)
         mu = qo[..., :Z] if eps is None else qo[..., :Z] - floor * eps_tm
         sigma = softplus_sigma(qo[..., Z:], floor)
         bt = lambda v: v.transpose(0, 1)  # noqa: E731
         return _Posterior(h_prev=bt(hs[:-1]), mu=bt(mu), sigma=bt(sigma), z=bt(z), phi_z=bt(pz),
                           state=(hs[-1], c_last))
 
-    def terms(self, x: torch.Tensor, eps: torch.Tensor | None, state=None) -> Terms:
+    def terms(self, x: torch.Tensor, eps: torch.Tensor | None, state=None, active=None) -> Terms:
         """All per-step terms: posterior pass, then prior, decoder, KL and NLL for all T
-        (``state``: the recurrent ``(h, c)`` to start from; zeros).
+        (``state``: the recurrent ``(h, c)`` to start from; zeros; ``active``: see
+        :meth:`posterior_pass`).
 
         Computed time-major, ``(T, B, .)``, as the fused loop returns its outputs: batch-major
         (transposed) inputs made every matmul copy them and every gradient copy back; the
         batch-major fields of the result are views.
         """
-        q = self.posterior_pass(x, eps, state)
+        q = self.posterior_pass(x, eps, state, active)
         tm = lambda v: v.transpose(0, 1)  # noqa: E731  (B, T, .) <-> (T, B, .), a view
         T, B = x.shape[1], x.shape[0]
         Fz = self.config.z_features
@@ -487,7 +490,8 @@ class VRNN(_Base):
         ELBO (``.elbo_loss``) never includes it."""
         if eps is None:
             eps = torch.randn(*x.shape[:2], self.config.latent, generator=generator, device=x.device, dtype=x.dtype)
-        t = self.terms(x, eps)
+        # a batch sorted longest first (the trainer's) steps each row only up to its end
+        t = self.terms(x, eps, active=active_rows(mask) if self.config.rnn == "lstm" else None)
         out = _loss(t.latents.kl_dims, t.nll, mask, kl_weight, free_bits, terms=t, free_bits_mode=free_bits_mode)
         if aux_weight:
             if self.aux is None:

@@ -234,6 +234,9 @@ class Trainer:
         """Forward, backward, clip, step. Returns whether it was finite and the step's summed stats (all ranks)."""
         o, st = self.options, self.state
         t0 = time.perf_counter()
+        # longest window first: the VRNN's loop then stops stepping each row at its end
+        # (vrnn.fused.active_rows); the loss is a sum over rows, so their order is free
+        idx = idx[torch.argsort(self.train.lengths[idx], descending=True, stable=True)]
         x, m = self.train.batch(idx, self.device)
         lr = o.lr * lr_factor(st.step, st.fraction(), o.warmup_steps, o.min_lr_ratio)
         for g in self.optimizer.param_groups:
