@@ -18,7 +18,7 @@
 # stage-2 saved model on fresh training lines (--draw-seed 1: new synthetic lines and newly
 # composed, augmented Omniglot lines of the same training writers; held-out writers and
 # validation unchanged), peak lr 2e-4 after 100 warm-up steps, cosine; side by side.
-# FRESH_MINUTES=65 was tried once and not bundled (docs/kl_study.md, "The sixth pass").
+# FRESH_MINUTES=65 was run and not bundled (docs/kl_study.md, "The sixth pass"; its cards: docs/runs/*-stage3-*).
 #
 # CONTINUE_MINUTES=63 AUGMENT_MINUTES=0 (CONTINUE_MINUTES defaults to 0) runs the experiment of
 # "The fourth pass" instead: the VRNN continued on the plain lines (peak lr 1e-3), which was
