@@ -30,6 +30,7 @@ autograd through the naive loop (``vrnn/reference.py``): same loss, same gradien
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 
@@ -138,18 +139,6 @@ def _ended(active, B: int):
     return runs
 
 
-def _scratch(views):
-    """``get(n)``: ``views(n)``, the per-step scratch buffers' views of rows ``:n``, made once per ``n``."""
-    cache = {}
-
-    def get(n):
-        if n not in cache:
-            cache[n] = views(n)
-        return cache[n]
-
-    return get
-
-
 def _run(px, qb, eps, w_xh, b_x, wq, wz, bz, wiz, h0, c0, pooled: bool = False, active=None):
     """The forward loop over time-major inputs; returns every buffer the backward needs.
 
@@ -185,7 +174,8 @@ def _run(px, qb, eps, w_xh, b_x, wq, wz, bz, wiz, h0, c0, pooled: bool = False, 
     # back to the OS on free and page-faulted on the next step's first touch (~25% of the loop)
     hp, sp = px.new_empty(B, MG), px.new_empty(B, 2 * Z)
     minus_one, two = px.new_full((B, H), -1.0), px.new_full((B, H), 2.0)
-    scratch = _scratch(lambda n: (hp[:n], hp[:n, :M], hp[:n, M:], sp[:n], sp[:n, Z:], minus_one[:n], two[:n]))
+    # the scratch buffers' views of rows :n, made once per n
+    scratch = functools.cache(lambda n: (hp[:n], hp[:n, :M], hp[:n, M:], sp[:n], sp[:n, Z:], minus_one[:n], two[:n]))
     # each step's views of the rows still running (all rows without ``active``)
     xh_in, hs_out, cs_in, cs_out = _rows(xh_[:T], active), _rows(hs_[1:], active), _rows(cs_[:T], active), _rows(cs_[1:], active)
     tcs_, tgs_, es_, qos_, zs_, pzs_, acts_, m_, si_, sf_, sg_, so_ = (
@@ -263,7 +253,7 @@ class _LSTMPosteriorLoop(torch.autograd.Function):
             for t0, t1, n in _ended(active, B):  # ended steps: no gradient (the weight gradients read these whole)
                 for buf in (d_hp, d_qo, d_az):
                     buf[t0:t1, n:].zero_()
-        scratch = _scratch(lambda n: tuple(b[:n] for b in (zeros, ones, dtc, dtanh, dsig, d_pz, dz, d_e, dc) + dh_bufs))
+        scratch = functools.cache(lambda n: tuple(b[:n] for b in (zeros, ones, dtc, dtanh, dsig, d_pz, dz, d_e, dc) + dh_bufs))
         u = lambda v: _rows(v.unbind(0), active)  # noqa: E731  each step's view of the rows still running
         acts_, tgs_, tcs_, cs_, es_, pzs_, d_az_, d_qo_, d_hp_ = map(u, (acts, tgs, tcs, cs[:T], es, pzs, d_az, d_qo, d_hp))
         si_, sf_, so_ = (u(acts[:, :, k * H : (k + 1) * H]) for k in (0, 1, 3))
